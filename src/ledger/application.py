@@ -1,0 +1,877 @@
+"""The ledger's use cases, on the eventsourcing library's Application.
+
+Each command loads what it needs, lets the aggregates validate and record, and saves every
+aggregate it touched in one transaction (``save(fund, donation)``): a fund's figures never
+disagree with its donations and grants. A concurrent writer makes the save fail with the
+library's ``IntegrityError``; the command then runs again on fresh state, at most
+``COMMAND_ATTEMPTS_MAX`` times, before it reports ``Conflict``.
+
+Creating commands take the client's idempotency key; the new aggregate's id is derived from
+it, so a retry finds the original (same content: the original result, ``created=False``;
+other content: ``IdempotencyKeyReused``) and a concurrent duplicate is refused by the store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from copy import deepcopy
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID
+from zoneinfo import ZoneInfo
+
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import IntegrityError, Recording
+
+from ledger.domain.common import (
+    check_date,
+    check_slug,
+    donor_id_for,
+    entity_id,
+    fingerprint,
+    fund_id,
+)
+from ledger.domain.donation import Donation, check_in_kind, public_name_for
+from ledger.domain.errors import (
+    Conflict,
+    DateInFuture,
+    DonationNotFound,
+    DuplicateCode,
+    FundNotFound,
+    GrantNotFound,
+    IdempotencyKeyReused,
+    InvalidField,
+    InvalidInput,
+    LedgerError,
+)
+from ledger.domain.fund import Fund
+from ledger.domain.grant import Grant
+from ledger.privacy import DonorVault, PersonalData, ensure_kek
+from ledger.settings import Settings
+from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
+
+log = logging.getLogger(__name__)
+
+COMMAND_ATTEMPTS_MAX = 20
+RETRY_BACKOFF_S_MAX = 0.02
+SNAPSHOT_INTERVAL_FUND = 500
+SNAPSHOT_INTERVAL_OTHER = 100
+
+A = TypeVar("A")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded(Generic[A]):
+    """The result of a creating command: what it names, and whether this call created it."""
+
+    value: A
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DonorIn:
+    name: str | None = None
+    contact: str | None = None
+    anonymous: bool = False
+    public_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tranche:
+    grant: Grant
+    tranche_no: int
+
+
+def _s(uuid: UUID) -> str:
+    return str(uuid)
+
+
+def _project(aggregate: Any, events: Iterable[Any]) -> Any:
+    """The library's ``project_aggregate`` without its per-event ``isinstance`` check against
+    a Protocol, which costs about half of a replay on Python 3.11."""
+    for domain_event in events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
+class LedgerApp(Application[UUID]):
+    """The ledger's service layer and unit of work."""
+
+    name = "ledger"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {
+        Fund: SNAPSHOT_INTERVAL_FUND,
+        Grant: SNAPSHOT_INTERVAL_OTHER,
+        Donation: SNAPSHOT_INTERVAL_OTHER,
+    }
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {
+        Fund: _project,
+        Grant: _project,
+        Donation: _project,
+    }
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.tz = ZoneInfo(settings.timezone)
+        self.vault = DonorVault(ensure_kek(Path(settings.key_dir)))
+        library_env = eventsourcing_env(settings.database_url)
+        library_env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+        library_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
+        library_env.update(env or {})
+        # Commands of this process run one at a time and work on the cached aggregates
+        # themselves (no defensive deep copy); whatever a failed attempt touched is evicted.
+        # Other processes are seen through the cache's fast-forward and the store's
+        # optimistic concurrency (IntegrityError, then a retry on fresh state).
+        self._command_lock = threading.RLock()
+        self._touched: set[UUID] = set()
+        super().__init__(env=library_env)
+
+    # -- infrastructure ----------------------------------------------------------------------
+
+    @property
+    def donor_keys(self) -> DonorKeyRecorder:
+        recorder = self.recorder
+        assert isinstance(recorder, DonorKeyRecorder)
+        return recorder
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.tz).date()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """The library's ``save`` for aggregates, without its Protocol ``isinstance`` checks
+        (a measurable share of a command); ``kwargs`` reach the recorder (donor keys)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        for obj in objs:
+            if obj is None:
+                continue
+            if not isinstance(obj, Aggregate):
+                return super().save(*objs, **kwargs)
+            processing_event.events.extend(obj.collect_events())
+            processing_event.aggregates[obj.id] = obj
+        processing_event.saved_kwargs.update(kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # A snapshot is an optimisation taken after the commit: its failure must not make
+        # a committed command look failed.
+        try:
+            super()._take_snapshots(processing_event)
+        except Exception:
+            log.exception("taking a snapshot failed; the events were recorded")
+
+    def _attempt(self, command: Callable[[int], A]) -> A:
+        """Run ``command`` until its save does not conflict, a bounded number of times."""
+        for attempt in range(COMMAND_ATTEMPTS_MAX):
+            with self._command_lock:
+                self._touched = set()
+                try:
+                    return command(attempt)
+                except IntegrityError:
+                    self._evict_touched()
+                except BaseException:
+                    self._evict_touched()
+                    raise
+            time.sleep(random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5)))
+        raise Conflict(
+            f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
+            attempts=COMMAND_ATTEMPTS_MAX,
+        )
+
+    def _evict_touched(self) -> None:
+        cache = self.repository.cache
+        if cache is not None:
+            for aggregate_id in self._touched:
+                with contextlib.suppress(KeyError):
+                    cache.get(aggregate_id, evict=True)
+        self._touched = set()
+
+    def _load(self, aggregate_id: UUID, *, fresh: bool = False) -> Any:
+        """The live cached aggregate, for a command holding the command lock.
+
+        The cache is not fast-forwarded (one query less per command): a command that saves
+        what it read is protected by the store's version check, and a command that decides
+        on something it does not save asks for a ``fresh`` copy.
+        """
+        if fresh:
+            self._touched.add(aggregate_id)
+            self._evict_touched()
+        self._touched.add(aggregate_id)
+        return self.repository.get(aggregate_id, projector_func=_project, deepcopy_from_cache=False)
+
+    def _create_once(
+        self, aggregate_id: UUID, attempt: int, create: Callable[[], A], replay: Callable[[], A]
+    ) -> A:
+        """Create an aggregate whose id comes from an idempotency key, or answer a retry.
+
+        The first attempt does not look first: a duplicate is refused by the store
+        (IntegrityError, then a retry that finds it) or, if the command no longer validates
+        (say its month was closed since), found here after the error.
+        """
+        if attempt > 0 and self._exists(aggregate_id):
+            return replay()
+        try:
+            return create()
+        except LedgerError:
+            if attempt == 0 and self._exists(aggregate_id):
+                self._evict_touched()
+                return replay()
+            raise
+
+    def _business_date(self, label: str, value: date | str | None) -> date:
+        today = self.today()
+        if value is None:
+            return today
+        day = check_date(label, value)
+        if day > today:
+            raise DateInFuture(f"{label} {day} is in the future", field=label)
+        return day
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get_fund(self, slug: str) -> Fund:
+        """A copy of the fund's current state (commands use their own, live copy)."""
+        with self._command_lock:
+            return deepcopy(self._fund_by_id(fund_id(slug), slug=slug, fresh=True))
+
+    def get_donation(self, donation_id: UUID | str) -> Donation:
+        with self._command_lock:
+            return deepcopy(self._donation(donation_id, fresh=True))
+
+    def get_grant(self, grant_id: UUID | str) -> Grant:
+        with self._command_lock:
+            return deepcopy(self._grant(grant_id, fresh=True))
+
+    def _fund(self, slug: str) -> Fund:
+        return self._fund_by_id(fund_id(slug), slug=slug)
+
+    def _fund_by_id(self, fid: UUID | str, *, slug: str | None = None, fresh: bool = False) -> Fund:
+        try:
+            fund = self._load(UUID(str(fid)), fresh=fresh)
+        except AggregateNotFoundError:
+            raise FundNotFound(f"no fund {slug or fid}", fund=slug or str(fid)) from None
+        assert isinstance(fund, Fund)
+        return fund
+
+    def _donation(self, donation_id: UUID | str, *, fresh: bool = False) -> Donation:
+        try:
+            donation = self._load(_uuid(donation_id, DonationNotFound), fresh=fresh)
+        except AggregateNotFoundError:
+            raise DonationNotFound(f"no donation {donation_id}", id=str(donation_id)) from None
+        if not isinstance(donation, Donation):
+            raise DonationNotFound(f"no donation {donation_id}", id=str(donation_id))
+        return donation
+
+    def _grant(self, grant_id: UUID | str, *, fresh: bool = False) -> Grant:
+        try:
+            grant = self._load(_uuid(grant_id, GrantNotFound), fresh=fresh)
+        except AggregateNotFoundError:
+            raise GrantNotFound(f"no grant {grant_id}", id=str(grant_id)) from None
+        if not isinstance(grant, Grant):
+            raise GrantNotFound(f"no grant {grant_id}", id=str(grant_id))
+        return grant
+
+    def donor_details(self, donation: Donation) -> PersonalData | None:
+        """The donor's name and contact, for auditors; None once erased or never given."""
+        if donation.donor_sealed is None:
+            return None
+        wrapped = self.donor_keys.select_donor_key(donation.donor_id)
+        if wrapped is None:
+            return None
+        key = self.vault.unwrap(wrapped)
+        return self.vault.open(key, donation.donor_id, donation.donor_sealed)
+
+    # -- funds -------------------------------------------------------------------------------
+
+    def open_fund(
+        self,
+        *,
+        slug: str,
+        name: str,
+        currency: str,
+        description: str = "",
+        host: str,
+        committee: list[str],
+        approvals_required: int = 2,
+        purposes: list[dict[str, str]] | None = None,
+        actor: str,
+    ) -> Recorded[Fund]:
+        purposes = [dict(p) for p in purposes or []]
+        request = fingerprint(
+            kind="fund",
+            slug=slug,
+            name=name,
+            currency=currency,
+            description=description,
+            host=host,
+            committee=committee,
+            approvals_required=approvals_required,
+            purposes=purposes,
+        )
+
+        def replay() -> Recorded[Fund]:
+            existing = self._fund(slug)
+            if existing.request_sha256 != request:
+                raise DuplicateCode(f"a fund {slug!r} already exists", fund=slug)
+            return Recorded(existing, created=False)
+
+        def create() -> Recorded[Fund]:
+            fund = Fund.open(
+                slug=slug,
+                name=name,
+                currency=currency,
+                description=description,
+                host=host,
+                committee=committee,
+                approvals_required=approvals_required,
+                purposes=purposes,
+                actor=actor,
+                request_sha256=request,
+            )
+            self.save(fund)
+            return Recorded(fund, created=True)
+
+        fid = fund_id(check_slug("slug", slug))
+        return self._attempt(lambda attempt: self._create_once(fid, attempt, create, replay))
+
+    def add_purpose(self, *, slug: str, code: str, name: str, actor: str) -> Fund:
+        def command(attempt: int) -> Fund:
+            fund = self._fund(slug)
+            fund.add_purpose(code=code, name=name, actor=actor)
+            self.save(fund)
+            return fund
+
+        return self._attempt(command)
+
+    def change_committee(
+        self, *, slug: str, committee: list[str], approvals_required: int, actor: str
+    ) -> Fund:
+        def command(attempt: int) -> Fund:
+            fund = self._fund(slug)
+            fund.change_committee(
+                committee=committee, approvals_required=approvals_required, actor=actor
+            )
+            self.save(fund)
+            return fund
+
+        return self._attempt(command)
+
+    def close_period(self, *, slug: str, period: str, actor: str) -> Fund:
+        def command(attempt: int) -> Fund:
+            fund = self._fund(slug)
+            fund.close_period(period=period, today=self.today(), actor=actor)
+            self.save(fund)
+            return fund
+
+        return self._attempt(command)
+
+    # -- donations ---------------------------------------------------------------------------
+
+    def record_donation(
+        self,
+        *,
+        slug: str,
+        key: str,
+        amount_minor: int,
+        received_on: date | str,
+        channel: str,
+        purpose: str | None = None,
+        donor: DonorIn | None = None,
+        external_ref: str | None = None,
+        note: str = "",
+        in_kind: dict[str, str] | None = None,
+        actor: str,
+    ) -> Recorded[Donation]:
+        donor = donor or DonorIn(anonymous=True)
+        donation_id = entity_id(slug, "donation", key)
+        personal = PersonalData(name=donor.name or None, contact=donor.contact or None)
+        if personal.name is not None and not isinstance(personal.name, str):
+            raise InvalidField("donor name must be text", field="donor.name")
+        request = fingerprint(
+            kind="donation",
+            fund=slug,
+            amount_minor=amount_minor,
+            received_on=str(received_on),
+            channel=channel,
+            purpose=purpose or "",
+            anonymous=donor.anonymous,
+            public_name=donor.public_name,
+            personal=not personal.is_empty(),
+            external_ref=external_ref,
+            note=note,
+            in_kind=in_kind,
+        )
+
+        def replay() -> Recorded[Donation]:
+            existing = self._donation(donation_id)
+            self._check_same_donation(existing, request, personal)
+            return Recorded(existing, created=False)
+
+        def create() -> Recorded[Donation]:
+            day = self._business_date("received_on", received_on)
+            check_in_kind(channel, in_kind)
+            fund = self._fund(slug)
+            code = fund.check_purpose(purpose)
+            donor_id = _s(donor_id_for(donation_id))
+            donor_keys: list[DonorKey] = []
+            sealed = None
+            if not personal.is_empty():
+                data_key, wrapped = self.vault.new_data_key()
+                sealed = self.vault.seal(data_key, donor_id, personal)
+                donor_keys.append(DonorKey(donor_id, wrapped))
+            receipt_no = fund.credit_donation(
+                donation_id=_s(donation_id),
+                amount_minor=amount_minor,
+                purpose=code,
+                received_on=day,
+                actor=actor,
+            )
+            donation = Donation.receive(
+                id=donation_id,
+                fund_id=_s(fund.id),
+                fund_slug=fund.slug,
+                currency=fund.currency,
+                amount_minor=amount_minor,
+                received_on=day,
+                channel=channel,
+                purpose=code,
+                donor_id=donor_id,
+                donor_public_name=public_name_for(
+                    name=personal.name, anonymous=donor.anonymous, public_name=donor.public_name
+                ),
+                donor_anonymous=donor.anonymous,
+                donor_sealed=sealed,
+                external_ref=external_ref,
+                receipt_no=receipt_no,
+                note=note,
+                in_kind=in_kind,
+                actor=actor,
+                request_sha256=request,
+            )
+            self.save(fund, donation, donor_keys=donor_keys)
+            return Recorded(donation, created=True)
+
+        return self._attempt(
+            lambda attempt: self._create_once(donation_id, attempt, create, replay)
+        )
+
+    def _check_same_donation(
+        self, existing: Donation, request: str, personal: PersonalData
+    ) -> None:
+        if existing.request_sha256 != request:
+            raise IdempotencyKeyReused(
+                "this idempotency key recorded a different donation", id=str(existing.id)
+            )
+        recorded = self.donor_details(existing)
+        if recorded is not None and recorded != personal:
+            raise IdempotencyKeyReused(
+                "this idempotency key recorded a different donor", id=str(existing.id)
+            )
+
+    def refund_donation(
+        self,
+        *,
+        donation_id: UUID | str,
+        key: str,
+        amount_minor: int,
+        refunded_on: date | str | None = None,
+        reason: str,
+        actor: str,
+    ) -> Recorded[Donation]:
+        request = fingerprint(
+            kind="refund",
+            donation=str(donation_id),
+            amount_minor=amount_minor,
+            refunded_on=str(refunded_on),
+            reason=reason,
+        )
+
+        def command(attempt: int) -> Recorded[Donation]:
+            donation = self._donation(donation_id)
+            refund_id = _s(entity_id(donation.fund_slug, "refund", key))
+            if refund_id in donation.refunds:
+                if donation.refunds[refund_id][2] != request:
+                    raise IdempotencyKeyReused(
+                        "this idempotency key recorded a different refund", id=refund_id
+                    )
+                return Recorded(donation, created=False)
+            day = self._business_date("refunded_on", refunded_on)
+            fund = self._fund_by_id(donation.fund_id)
+            donation.refund(
+                refund_id=refund_id,
+                amount_minor=amount_minor,
+                refunded_on=day,
+                reason=reason,
+                actor=actor,
+                request_sha256=request,
+            )
+            fund.debit_refund(
+                donation_id=_s(donation.id),
+                refund_id=refund_id,
+                amount_minor=amount_minor,
+                purpose=donation.purpose,
+                refunded_on=day,
+                actor=actor,
+            )
+            self.save(donation, fund)
+            return Recorded(donation, created=True)
+
+        return self._attempt(command)
+
+    def reverse_donation(
+        self,
+        *,
+        donation_id: UUID | str,
+        reason: str,
+        reversed_on: date | str | None = None,
+        actor: str,
+    ) -> Donation:
+        def command(attempt: int) -> Donation:
+            donation = self._donation(donation_id)
+            if donation.reversed and donation.reversal_reason == reason:
+                return donation  # a retried reversal
+            day = self._business_date("reversed_on", reversed_on)
+            fund = self._fund_by_id(donation.fund_id)
+            amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
+            fund.debit_reversal(
+                donation_id=_s(donation.id),
+                amount_minor=amount_minor,
+                purpose=donation.purpose,
+                reversed_on=day,
+                actor=actor,
+            )
+            self.save(donation, fund)
+            return donation
+
+        return self._attempt(command)
+
+    def erase_donor(self, *, donation_id: UUID | str, actor: str) -> Donation:
+        """Crypto-shred a donor: delete the data key, then record the erasure."""
+
+        def command(attempt: int) -> Donation:
+            donation = self._donation(donation_id)
+            self.donor_keys.delete_donor_key(donation.donor_id)
+            if donation.donor_erased:
+                return donation
+            donation.erase_donor(actor=actor)
+            self.save(donation)
+            return donation
+
+        return self._attempt(command)
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def propose_grant(
+        self,
+        *,
+        slug: str,
+        key: str,
+        title: str,
+        description: str = "",
+        purpose: str | None = None,
+        grantee_name: str,
+        grantee_id: str | None = None,
+        amount_minor: int,
+        actor: str,
+    ) -> Recorded[Grant]:
+        grant_id = entity_id(slug, "grant", key)
+        request = fingerprint(
+            kind="grant",
+            fund=slug,
+            title=title,
+            description=description,
+            purpose=purpose or "",
+            grantee_name=grantee_name,
+            grantee_id=grantee_id,
+            amount_minor=amount_minor,
+        )
+
+        def replay() -> Recorded[Grant]:
+            existing = self._grant(grant_id)
+            if existing.request_sha256 != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key proposed a different grant", id=str(grant_id)
+                )
+            return Recorded(existing, created=False)
+
+        def create() -> Recorded[Grant]:
+            fund = self._fund_by_id(fund_id(slug), slug=slug, fresh=True)
+            grant = Grant.propose(
+                id=grant_id,
+                fund_id=_s(fund.id),
+                fund_slug=fund.slug,
+                currency=fund.currency,
+                title=title,
+                description=description,
+                purpose=fund.check_purpose(purpose),
+                grantee_name=grantee_name,
+                grantee_id=grantee_id,
+                amount_minor=amount_minor,
+                proposed_on=self.today(),
+                actor=actor,
+                request_sha256=request,
+            )
+            self.save(grant)
+            return Recorded(grant, created=True)
+
+        return self._attempt(lambda attempt: self._create_once(grant_id, attempt, create, replay))
+
+    def approve_grant(self, *, grant_id: UUID | str, note: str = "", actor: str) -> Grant:
+        """Record an approval; the approval that reaches ``approvals_required`` commits the
+        grant, and is refused (nothing recorded) if the available money does not cover it."""
+
+        def command(attempt: int) -> Grant:
+            grant = self._grant(grant_id)
+            fund = self._fund_by_id(grant.fund_id, fresh=True)
+            today = self.today()
+            grant.approve(member=actor, committee=fund.committee, note=note, approved_on=today)
+            if grant.approvals_from(fund.committee) >= fund.approvals_required:
+                fund.commit_grant(
+                    grant_id=_s(grant.id),
+                    amount_minor=grant.amount_minor,
+                    purpose=grant.purpose,
+                    committed_on=today,
+                    actor=actor,
+                )
+                grant.commit(committed_on=today, actor=actor)
+                self.save(grant, fund)
+            else:
+                self.save(grant)
+            return grant
+
+        return self._attempt(command)
+
+    def reject_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
+        def command(attempt: int) -> Grant:
+            grant = self._grant(grant_id)
+            grant.reject(reason=reason, rejected_on=self.today(), actor=actor)
+            self.save(grant)
+            return grant
+
+        return self._attempt(command)
+
+    def cancel_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
+        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=True)
+
+    def close_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
+        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=False)
+
+    def _end_grant(self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool) -> Grant:
+        def command(attempt: int) -> Grant:
+            grant = self._grant(grant_id)
+            fund = self._fund_by_id(grant.fund_id)
+            today = self.today()
+            if cancel:
+                released = grant.cancel(reason=reason, cancelled_on=today, actor=actor)
+            else:
+                released = grant.close(reason=reason, closed_on=today, actor=actor)
+            if released:
+                fund.release_grant(
+                    grant_id=_s(grant.id),
+                    amount_minor=released,
+                    purpose=grant.purpose,
+                    released_on=today,
+                    actor=actor,
+                )
+            self.save(grant, fund)
+            return grant
+
+        return self._attempt(command)
+
+    def disburse(
+        self,
+        *,
+        grant_id: UUID | str,
+        key: str,
+        amount_minor: int,
+        paid_on: date | str | None = None,
+        method: str,
+        reference: str,
+        evidence_sha256: str | None = None,
+        actor: str,
+    ) -> Recorded[Tranche]:
+        request = fingerprint(
+            kind="disbursement",
+            grant=str(grant_id),
+            amount_minor=amount_minor,
+            paid_on=str(paid_on),
+            method=method,
+            reference=reference,
+            evidence_sha256=evidence_sha256,
+        )
+
+        def command(attempt: int) -> Recorded[Tranche]:
+            grant = self._grant(grant_id)
+            tranche_id = _s(entity_id(grant.fund_slug, "disbursement", key))
+            existing_no = grant.tranche_no_of(tranche_id)
+            if existing_no is not None:
+                if grant.tranches[existing_no - 1][7] != request:
+                    raise IdempotencyKeyReused(
+                        "this idempotency key recorded a different disbursement", id=tranche_id
+                    )
+                return Recorded(Tranche(grant, existing_no), created=False)
+            day = self._business_date("paid_on", paid_on)
+            fund = self._fund_by_id(grant.fund_id)
+            tranche_no = grant.disburse(
+                tranche_id=tranche_id,
+                amount_minor=amount_minor,
+                paid_on=day,
+                method=method,
+                reference=reference,
+                evidence_sha256=evidence_sha256,
+                actor=actor,
+                request_sha256=request,
+            )
+            fund.debit_disbursement(
+                grant_id=_s(grant.id),
+                tranche_no=tranche_no,
+                amount_minor=amount_minor,
+                purpose=grant.purpose,
+                paid_on=day,
+                actor=actor,
+            )
+            self.save(grant, fund)
+            return Recorded(Tranche(grant, tranche_no), created=True)
+
+        return self._attempt(command)
+
+    def reverse_disbursement(
+        self,
+        *,
+        grant_id: UUID | str,
+        tranche_no: int,
+        reason: str,
+        reversed_on: date | str | None = None,
+        actor: str,
+    ) -> Grant:
+        def command(attempt: int) -> Grant:
+            grant = self._grant(grant_id)
+            day = self._business_date("reversed_on", reversed_on)
+            fund = self._fund_by_id(grant.fund_id)
+            amount_minor, released = grant.reverse_disbursement(
+                tranche_no=tranche_no, reason=reason, reversed_on=day, actor=actor
+            )
+            fund.credit_disbursement_reversal(
+                grant_id=_s(grant.id),
+                tranche_no=tranche_no,
+                amount_minor=amount_minor,
+                purpose=grant.purpose,
+                reversed_on=day,
+                actor=actor,
+            )
+            if released:
+                fund.release_grant(
+                    grant_id=_s(grant.id),
+                    amount_minor=released,
+                    purpose=grant.purpose,
+                    released_on=day,
+                    actor=actor,
+                )
+            self.save(grant, fund)
+            return grant
+
+        return self._attempt(command)
+
+    # -- expenses ----------------------------------------------------------------------------
+
+    def record_expense(
+        self,
+        *,
+        slug: str,
+        key: str,
+        amount_minor: int,
+        category: str,
+        paid_on: date | str,
+        payee: str,
+        description: str,
+        purpose: str | None = None,
+        actor: str,
+    ) -> Recorded[str]:
+        expense_id = _s(entity_id(slug, "expense", key))
+        request = fingerprint(
+            kind="expense",
+            fund=slug,
+            amount_minor=amount_minor,
+            category=category,
+            paid_on=str(paid_on),
+            payee=payee,
+            description=description,
+            purpose=purpose or "",
+        )
+
+        def command(attempt: int) -> Recorded[str]:
+            fund = self._fund(slug)
+            if expense_id in fund.expenses:
+                if fund.expenses[expense_id][4] != request:
+                    raise IdempotencyKeyReused(
+                        "this idempotency key recorded a different expense", id=expense_id
+                    )
+                return Recorded(expense_id, created=False)
+            fund.record_expense(
+                expense_id=expense_id,
+                amount_minor=amount_minor,
+                category=category,
+                paid_on=self._business_date("paid_on", paid_on),
+                payee=payee,
+                description=description,
+                purpose=purpose,
+                actor=actor,
+                request_sha256=request,
+            )
+            self.save(fund)
+            return Recorded(expense_id, created=True)
+
+        return self._attempt(command)
+
+    def reverse_expense(
+        self,
+        *,
+        slug: str,
+        expense_id: str,
+        reason: str,
+        reversed_on: date | str | None = None,
+        actor: str,
+    ) -> Fund:
+        def command(attempt: int) -> Fund:
+            fund = self._fund(slug)
+            fund.reverse_expense(
+                expense_id=expense_id,
+                reason=reason,
+                reversed_on=self._business_date("reversed_on", reversed_on),
+                actor=actor,
+            )
+            self.save(fund)
+            return fund
+
+        return self._attempt(command)
+
+
+def _uuid(value: UUID | str, error: type[InvalidInput] | Any) -> UUID:
+    try:
+        return value if isinstance(value, UUID) else UUID(str(value))
+    except ValueError:
+        raise error(f"no such id {value!r}", id=str(value)) from None
+
+
+def create_app(settings: Settings, **kwargs: Any) -> LedgerApp:
+    """The application for ``settings`` (tables are created on first use)."""
+    return LedgerApp(settings, **kwargs)

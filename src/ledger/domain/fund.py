@@ -1,0 +1,539 @@
+"""The Fund aggregate: a sub-ledger of the host charity, and every change of its money.
+
+A fund keeps, per purpose (restricted money) and for unrestricted money (the purpose ``""``),
+six running totals in minor units::
+
+    received, refunded, committed, released, disbursed, expenses
+
+from which the two figures everybody asks for follow::
+
+    on_hand   = received - refunded - disbursed - expenses
+    available = received - refunded - committed + released - expenses
+              = on_hand - (committed - released - disbursed)      (committed, not yet paid)
+
+``available`` never goes below zero: every command that takes money out checks it first.
+Each money event names the donation, grant or expense it belongs to; the other aggregate's
+own event is saved in the same transaction, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.domain.common import (
+    APPROVALS_REQUIRED_MAX,
+    CODE_RE,
+    COMMITTEE_SIZE_MAX,
+    NAME_LEN_MAX,
+    PURPOSES_MAX,
+    TEXT_LEN_MAX,
+    check_date,
+    check_period_open,
+    check_slug,
+    check_text,
+    fund_id,
+    period_of,
+)
+from ledger.domain.errors import (
+    AlreadyReversed,
+    DuplicateCode,
+    ExpenseNotFound,
+    InsufficientFunds,
+    InvalidDate,
+    InvalidField,
+    PeriodNotEnded,
+    UnknownPurpose,
+)
+from ledger.domain.money import check_amount, exponent_of, format_amount
+
+UNRESTRICTED = ""
+FIGURE_NAMES = ("received", "refunded", "committed", "released", "disbursed", "expenses")
+EXPENSE_CATEGORIES = ("program", "administration", "fundraising")
+
+
+def new_figures() -> dict[str, int]:
+    return dict.fromkeys(FIGURE_NAMES, 0)
+
+
+def on_hand_of(f: dict[str, int]) -> int:
+    return f["received"] - f["refunded"] - f["disbursed"] - f["expenses"]
+
+
+def available_of(f: dict[str, int]) -> int:
+    return f["received"] - f["refunded"] - f["committed"] + f["released"] - f["expenses"]
+
+
+def check_committee(committee: object, approvals_required: object) -> tuple[list[str], int]:
+    if not isinstance(committee, list) or len(committee) > COMMITTEE_SIZE_MAX:
+        raise InvalidField(
+            f"committee must be a list of at most {COMMITTEE_SIZE_MAX} names", field="committee"
+        )
+    members = [check_text("committee member", m, max_len=NAME_LEN_MAX).strip() for m in committee]
+    if len(set(members)) != len(members):
+        raise InvalidField("committee members must be distinct", field="committee")
+    if (
+        isinstance(approvals_required, bool)
+        or not isinstance(approvals_required, int)
+        or not 1 <= approvals_required <= APPROVALS_REQUIRED_MAX
+    ):
+        raise InvalidField(
+            f"approvals_required must be 1..{APPROVALS_REQUIRED_MAX}", field="approvals_required"
+        )
+    if approvals_required > len(members):
+        raise InvalidField(
+            "approvals_required is larger than the committee", field="approvals_required"
+        )
+    return members, approvals_required
+
+
+class Fund(Aggregate):
+    """One community fund. Its id is derived from its slug."""
+
+    @staticmethod
+    def create_id(slug: str) -> Any:
+        return fund_id(slug)
+
+    @classmethod
+    def open(
+        cls,
+        *,
+        slug: str,
+        name: str,
+        currency: str,
+        description: str,
+        host: str,
+        committee: list[str],
+        approvals_required: int,
+        purposes: list[dict[str, str]],
+        actor: str,
+        request_sha256: str,
+    ) -> Fund:
+        check_slug("slug", slug)
+        check_text("name", name, max_len=NAME_LEN_MAX)
+        exponent_of(currency)
+        check_text("description", description, max_len=TEXT_LEN_MAX, required=False)
+        check_text("host", host, max_len=NAME_LEN_MAX)
+        members, approvals_required = check_committee(committee, approvals_required)
+        if len(purposes) > PURPOSES_MAX:
+            raise InvalidField(f"at most {PURPOSES_MAX} purposes", field="purposes")
+        codes = [check_slug("purpose code", p.get("code"), CODE_RE) for p in purposes]
+        for p in purposes:
+            check_text("purpose name", p.get("name"), max_len=NAME_LEN_MAX)
+        if len(set(codes)) != len(codes):
+            raise DuplicateCode("purpose codes must be distinct", field="purposes")
+        return cls(
+            slug=slug,
+            name=name,
+            currency=currency,
+            description=description,
+            host=host,
+            committee=members,
+            approvals_required=approvals_required,
+            purposes=[{"code": p["code"], "name": p["name"]} for p in purposes],
+            actor=actor,
+            request_sha256=request_sha256,
+        )
+
+    @event("Opened")
+    def __init__(
+        self,
+        *,
+        slug: str,
+        name: str,
+        currency: str,
+        description: str,
+        host: str,
+        committee: list[str],
+        approvals_required: int,
+        purposes: list[dict[str, str]],
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        self.slug = slug
+        self.name = name
+        self.currency = currency
+        self.description = description
+        self.host = host
+        self.committee = list(committee)
+        self.approvals_required = approvals_required
+        self.purposes: dict[str, str] = {p["code"]: p["name"] for p in purposes}
+        self.request_sha256 = request_sha256
+        self.figures: dict[str, dict[str, int]] = {UNRESTRICTED: new_figures()}
+        for code in self.purposes:
+            self.figures[code] = new_figures()
+        self.receipt_seq: dict[str, int] = {}
+        self.closed_periods: list[str] = []
+        # Expense id -> [amount_minor, purpose, category, reversed(0/1), request_sha256].
+        self.expenses: dict[str, list[Any]] = {}
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def check_purpose(self, purpose: str | None) -> str:
+        code = purpose or UNRESTRICTED
+        if code != UNRESTRICTED and code not in self.purposes:
+            raise UnknownPurpose(
+                f"fund {self.slug} has no purpose {code!r}", purpose=code, fund=self.slug
+            )
+        return code
+
+    def available_minor(self, purpose: str = UNRESTRICTED) -> int:
+        return available_of(self.figures[purpose])
+
+    def on_hand_minor(self, purpose: str = UNRESTRICTED) -> int:
+        return on_hand_of(self.figures[purpose])
+
+    def totals(self) -> dict[str, int]:
+        total = new_figures()
+        for f in self.figures.values():
+            for k in FIGURE_NAMES:
+                total[k] += f[k]
+        return total
+
+    def check_open(self, day: date) -> None:
+        check_period_open(self.closed_periods, day)
+
+    def _need_available(self, purpose: str, amount_minor: int, what: str) -> None:
+        available = self.available_minor(purpose)
+        if amount_minor > available:
+            where = f"purpose {purpose!r}" if purpose else "unrestricted money"
+            raise InsufficientFunds(
+                f"{what} of {format_amount(amount_minor, currency=self.currency)} exceeds "
+                f"the {format_amount(available, currency=self.currency)} available in {where}",
+                purpose=purpose,
+                available_minor=available,
+                amount_minor=amount_minor,
+            )
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def add_purpose(self, *, code: str, name: str, actor: str) -> None:
+        check_slug("purpose code", code, CODE_RE)
+        check_text("purpose name", name, max_len=NAME_LEN_MAX)
+        if code in self.purposes:
+            raise DuplicateCode(f"fund {self.slug} already has purpose {code!r}", purpose=code)
+        if len(self.purposes) >= PURPOSES_MAX:
+            raise InvalidField(f"at most {PURPOSES_MAX} purposes", field="purposes")
+        self._purpose_added(code=code, name=name, actor=actor)
+
+    @event("PurposeAdded")
+    def _purpose_added(self, code: str, name: str, actor: str) -> None:
+        self.purposes[code] = name
+        self.figures[code] = new_figures()
+
+    def change_committee(
+        self, *, committee: list[str], approvals_required: int, actor: str
+    ) -> None:
+        members, required = check_committee(committee, approvals_required)
+        self._committee_changed(committee=members, approvals_required=required, actor=actor)
+
+    @event("CommitteeChanged")
+    def _committee_changed(self, committee: list[str], approvals_required: int, actor: str) -> None:
+        self.committee = list(committee)
+        self.approvals_required = approvals_required
+
+    # -- donations ---------------------------------------------------------------------------
+
+    def credit_donation(
+        self, *, donation_id: str, amount_minor: int, purpose: str, received_on: date, actor: str
+    ) -> str:
+        """Credit a new donation and hand out its receipt number (gap-free per year)."""
+        check_amount(amount_minor)
+        code = self.check_purpose(purpose)
+        self.check_open(received_on)
+        year = str(received_on.year)
+        receipt_no = f"{self.slug}-{year}-{self.receipt_seq.get(year, 0) + 1:06d}"
+        self._donation_credited(
+            donation_id=donation_id,
+            amount_minor=amount_minor,
+            purpose=code,
+            receipt_no=receipt_no,
+            occurred_on=received_on.isoformat(),
+            actor=actor,
+        )
+        return receipt_no
+
+    @event("DonationCredited")
+    def _donation_credited(
+        self,
+        donation_id: str,
+        amount_minor: int,
+        purpose: str,
+        receipt_no: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.figures[purpose]["received"] += amount_minor
+        year = receipt_no.rsplit("-", 2)[1]
+        self.receipt_seq[year] = self.receipt_seq.get(year, 0) + 1
+
+    def debit_refund(
+        self,
+        *,
+        donation_id: str,
+        refund_id: str,
+        amount_minor: int,
+        purpose: str,
+        refunded_on: date,
+        actor: str,
+    ) -> None:
+        check_amount(amount_minor)
+        self.check_open(refunded_on)
+        self._need_available(purpose, amount_minor, "refund")
+        self._donation_refund_debited(
+            donation_id=donation_id,
+            refund_id=refund_id,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=refunded_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("DonationRefundDebited")
+    def _donation_refund_debited(
+        self,
+        donation_id: str,
+        refund_id: str,
+        amount_minor: int,
+        purpose: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.figures[purpose]["refunded"] += amount_minor
+
+    def debit_reversal(
+        self, *, donation_id: str, amount_minor: int, purpose: str, reversed_on: date, actor: str
+    ) -> None:
+        """Take back what is left of a donation recorded in error (counted as refunded)."""
+        check_amount(amount_minor, allow_zero=True)
+        self.check_open(reversed_on)
+        self._need_available(purpose, amount_minor, "reversal")
+        self._donation_reversal_debited(
+            donation_id=donation_id,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=reversed_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("DonationReversalDebited")
+    def _donation_reversal_debited(
+        self, donation_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
+    ) -> None:
+        self.figures[purpose]["refunded"] += amount_minor
+
+    # -- grants ------------------------------------------------------------------------------
+
+    def commit_grant(
+        self, *, grant_id: str, amount_minor: int, purpose: str, committed_on: date, actor: str
+    ) -> None:
+        check_amount(amount_minor)
+        self.check_open(committed_on)
+        self._need_available(purpose, amount_minor, "grant")
+        self._grant_committed(
+            grant_id=grant_id,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=committed_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("GrantCommitted")
+    def _grant_committed(
+        self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
+    ) -> None:
+        self.figures[purpose]["committed"] += amount_minor
+
+    def debit_disbursement(
+        self,
+        *,
+        grant_id: str,
+        tranche_no: int,
+        amount_minor: int,
+        purpose: str,
+        paid_on: date,
+        actor: str,
+    ) -> None:
+        """A tranche paid out of money already committed to the grant (no availability check:
+        the grant checks that the tranche stays within its commitment)."""
+        check_amount(amount_minor)
+        self.check_open(paid_on)
+        self._disbursement_debited(
+            grant_id=grant_id,
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=paid_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("DisbursementDebited")
+    def _disbursement_debited(
+        self,
+        grant_id: str,
+        tranche_no: int,
+        amount_minor: int,
+        purpose: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.figures[purpose]["disbursed"] += amount_minor
+
+    def credit_disbursement_reversal(
+        self,
+        *,
+        grant_id: str,
+        tranche_no: int,
+        amount_minor: int,
+        purpose: str,
+        reversed_on: date,
+        actor: str,
+    ) -> None:
+        check_amount(amount_minor)
+        self.check_open(reversed_on)
+        self._disbursement_reversal_credited(
+            grant_id=grant_id,
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=reversed_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("DisbursementReversalCredited")
+    def _disbursement_reversal_credited(
+        self,
+        grant_id: str,
+        tranche_no: int,
+        amount_minor: int,
+        purpose: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.figures[purpose]["disbursed"] -= amount_minor
+
+    def release_grant(
+        self, *, grant_id: str, amount_minor: int, purpose: str, released_on: date, actor: str
+    ) -> None:
+        check_amount(amount_minor)
+        self.check_open(released_on)
+        self._grant_released(
+            grant_id=grant_id,
+            amount_minor=amount_minor,
+            purpose=purpose,
+            occurred_on=released_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("GrantReleased")
+    def _grant_released(
+        self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
+    ) -> None:
+        self.figures[purpose]["released"] += amount_minor
+
+    # -- expenses ----------------------------------------------------------------------------
+
+    def record_expense(
+        self,
+        *,
+        expense_id: str,
+        amount_minor: int,
+        category: str,
+        paid_on: date,
+        payee: str,
+        description: str,
+        purpose: str | None,
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        check_amount(amount_minor)
+        if category not in EXPENSE_CATEGORIES:
+            raise InvalidField(
+                f"category must be one of {', '.join(EXPENSE_CATEGORIES)}", field="category"
+            )
+        check_text("payee", payee, max_len=NAME_LEN_MAX)
+        check_text("description", description, max_len=TEXT_LEN_MAX)
+        code = self.check_purpose(purpose)
+        self.check_open(paid_on)
+        self._need_available(code, amount_minor, "expense")
+        self._expense_recorded(
+            expense_id=expense_id,
+            amount_minor=amount_minor,
+            category=category,
+            payee=payee,
+            description=description,
+            purpose=code,
+            occurred_on=paid_on.isoformat(),
+            actor=actor,
+            request_sha256=request_sha256,
+        )
+
+    @event("ExpenseRecorded")
+    def _expense_recorded(
+        self,
+        expense_id: str,
+        amount_minor: int,
+        category: str,
+        payee: str,
+        description: str,
+        purpose: str,
+        occurred_on: str,
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        self.figures[purpose]["expenses"] += amount_minor
+        self.expenses[expense_id] = [amount_minor, purpose, category, 0, request_sha256]
+
+    def reverse_expense(
+        self, *, expense_id: str, reason: str, reversed_on: date, actor: str
+    ) -> None:
+        expense = self.expenses.get(expense_id)
+        if expense is None:
+            raise ExpenseNotFound(f"no expense {expense_id} in fund {self.slug}", id=expense_id)
+        if expense[3]:
+            raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
+        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        self.check_open(reversed_on)
+        self._expense_reversed(
+            expense_id=expense_id,
+            amount_minor=expense[0],
+            purpose=expense[1],
+            reason=reason,
+            occurred_on=reversed_on.isoformat(),
+            actor=actor,
+        )
+
+    @event("ExpenseReversed")
+    def _expense_reversed(
+        self,
+        expense_id: str,
+        amount_minor: int,
+        purpose: str,
+        reason: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.figures[purpose]["expenses"] -= amount_minor
+        self.expenses[expense_id][3] = 1
+
+    # -- periods -----------------------------------------------------------------------------
+
+    def close_period(self, *, period: str, today: date, actor: str) -> None:
+        if not isinstance(period, str) or len(period) != 7:
+            raise InvalidField("period must be YYYY-MM", field="period")
+        try:
+            check_date("period", f"{period}-01")
+        except InvalidDate:
+            raise InvalidField("period must be YYYY-MM", field="period") from None
+        if period >= period_of(today):
+            raise PeriodNotEnded(f"period {period} has not ended yet", period=period)
+        if period in self.closed_periods:
+            return  # closing twice changes nothing
+        self._period_closed(period=period, occurred_on=today.isoformat(), actor=actor)
+
+    @event("PeriodClosed")
+    def _period_closed(self, period: str, occurred_on: str, actor: str) -> None:
+        self.closed_periods.append(period)
+        self.closed_periods.sort()

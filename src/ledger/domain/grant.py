@@ -1,0 +1,343 @@
+"""The Grant aggregate: money committed to a grantee for a purpose, paid in tranches.
+
+Lifecycle::
+
+    proposed ──(approvals_required distinct members)──▶ committed ──▶ closed
+        │                                                   │
+        └──▶ rejected                                       └──▶ cancelled
+
+Committing, closing and cancelling change the fund's money, so the application saves the
+grant and its fund together. Disbursed never exceeds the committed amount.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ledger.domain.common import NAME_LEN_MAX, TEXT_LEN_MAX, check_text
+from ledger.domain.errors import (
+    AlreadyApproved,
+    AlreadyReversed,
+    GrantOverdrawn,
+    InvalidField,
+    InvalidState,
+    NotCommitteeMember,
+    SelfApproval,
+    TrancheNotFound,
+)
+from ledger.domain.money import check_amount, format_amount
+
+PROPOSED = "proposed"
+COMMITTED = "committed"
+REJECTED = "rejected"
+CANCELLED = "cancelled"
+CLOSED = "closed"
+STATUSES = (PROPOSED, COMMITTED, REJECTED, CANCELLED, CLOSED)
+DISBURSEMENT_METHODS = ("bank", "cash", "wechat", "alipay", "other")
+REFERENCE_LEN_MAX = 200
+TRANCHES_MAX = 1000
+
+
+class Grant(Aggregate):
+    """A grant of one fund. Its id comes from the fund and the client's key."""
+
+    @classmethod
+    def propose(
+        cls,
+        *,
+        id: UUID,
+        fund_id: str,
+        fund_slug: str,
+        currency: str,
+        title: str,
+        description: str,
+        purpose: str,
+        grantee_name: str,
+        grantee_id: str | None,
+        amount_minor: int,
+        proposed_on: date,
+        actor: str,
+        request_sha256: str,
+    ) -> Grant:
+        check_amount(amount_minor)
+        check_text("title", title, max_len=NAME_LEN_MAX)
+        check_text("description", description, max_len=TEXT_LEN_MAX, required=False)
+        check_text("grantee name", grantee_name, max_len=NAME_LEN_MAX)
+        if grantee_id is not None:
+            check_text("grantee id", grantee_id, max_len=NAME_LEN_MAX)
+        return cls(
+            id=id,
+            fund_id=fund_id,
+            fund_slug=fund_slug,
+            currency=currency,
+            title=title,
+            description=description,
+            purpose=purpose,
+            grantee_name=grantee_name,
+            grantee_id=grantee_id,
+            amount_minor=amount_minor,
+            occurred_on=proposed_on.isoformat(),
+            actor=actor,
+            request_sha256=request_sha256,
+        )
+
+    @event("Proposed")
+    def __init__(
+        self,
+        *,
+        id: UUID,
+        fund_id: str,
+        fund_slug: str,
+        currency: str,
+        title: str,
+        description: str,
+        purpose: str,
+        grantee_name: str,
+        grantee_id: str | None,
+        amount_minor: int,
+        occurred_on: str,
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        self.fund_id = fund_id
+        self.fund_slug = fund_slug
+        self.currency = currency
+        self.title = title
+        self.description = description
+        self.purpose = purpose
+        self.grantee_name = grantee_name
+        self.grantee_id = grantee_id
+        self.amount_minor = amount_minor
+        self.proposed_on = occurred_on
+        self.proposer = actor
+        self.request_sha256 = request_sha256
+        self.status = PROPOSED
+        self.approvals: list[dict[str, str]] = []
+        self.committed_minor = 0
+        self.disbursed_minor = 0
+        self.released_minor = 0
+        # [tranche_id, amount_minor, paid_on, method, reference, evidence, reversed, sha256]
+        self.tranches: list[list[Any]] = []
+        self.closing_reason: str | None = None
+
+    @property
+    def remaining_minor(self) -> int:
+        """Committed and not yet paid out."""
+        if self.status != COMMITTED:
+            return 0
+        return self.committed_minor - self.disbursed_minor
+
+    def _need_status(self, *statuses: str, doing: str) -> None:
+        if self.status not in statuses:
+            raise InvalidState(
+                f"cannot {doing} a grant that is {self.status}", status=self.status, id=str(self.id)
+            )
+
+    # -- decisions ---------------------------------------------------------------------------
+
+    def approve(
+        self,
+        *,
+        member: str,
+        committee: list[str],
+        note: str,
+        approved_on: date,
+    ) -> None:
+        self._need_status(PROPOSED, doing="approve")
+        if member not in committee:
+            raise NotCommitteeMember(f"{member!r} is not on the committee", member=member)
+        if member == self.proposer:
+            raise SelfApproval(
+                "the proposer of a grant may not approve it", member=member, id=str(self.id)
+            )
+        if any(a["member"] == member for a in self.approvals):
+            raise AlreadyApproved(f"{member!r} has already approved this grant", member=member)
+        check_text("note", note, max_len=TEXT_LEN_MAX, required=False)
+        self._approved(member=member, note=note, occurred_on=approved_on.isoformat(), actor=member)
+
+    @event("Approved")
+    def _approved(self, member: str, note: str, occurred_on: str, actor: str) -> None:
+        self.approvals.append({"member": member, "note": note, "approved_on": occurred_on})
+
+    def approvals_from(self, committee: list[str]) -> int:
+        """Approvals that count: from members still on the committee."""
+        return sum(1 for a in self.approvals if a["member"] in committee)
+
+    def commit(self, *, committed_on: date, actor: str) -> None:
+        self._need_status(PROPOSED, doing="commit")
+        self._committed(
+            amount_minor=self.amount_minor, occurred_on=committed_on.isoformat(), actor=actor
+        )
+
+    @event("Committed")
+    def _committed(self, amount_minor: int, occurred_on: str, actor: str) -> None:
+        self.status = COMMITTED
+        self.committed_minor = amount_minor
+
+    def reject(self, *, reason: str, rejected_on: date, actor: str) -> None:
+        self._need_status(PROPOSED, doing="reject")
+        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        self._rejected(reason=reason, occurred_on=rejected_on.isoformat(), actor=actor)
+
+    @event("Rejected")
+    def _rejected(self, reason: str, occurred_on: str, actor: str) -> None:
+        self.status = REJECTED
+        self.closing_reason = reason
+
+    def cancel(self, *, reason: str, cancelled_on: date, actor: str) -> int:
+        """Cancel a committed grant; returns the amount released back to the fund."""
+        self._need_status(COMMITTED, doing="cancel")
+        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        released = self.remaining_minor
+        self._cancelled(
+            reason=reason,
+            released_minor=released,
+            occurred_on=cancelled_on.isoformat(),
+            actor=actor,
+        )
+        return released
+
+    @event("Cancelled")
+    def _cancelled(self, reason: str, released_minor: int, occurred_on: str, actor: str) -> None:
+        self.status = CANCELLED
+        self.closing_reason = reason
+        self.released_minor += released_minor
+
+    def close(self, *, reason: str, closed_on: date, actor: str) -> int:
+        """Close a committed grant; returns the unspent amount released back to the fund."""
+        self._need_status(COMMITTED, doing="close")
+        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        released = self.remaining_minor
+        self._closed(
+            reason=reason,
+            released_minor=released,
+            occurred_on=closed_on.isoformat(),
+            actor=actor,
+        )
+        return released
+
+    @event("Closed")
+    def _closed(self, reason: str, released_minor: int, occurred_on: str, actor: str) -> None:
+        self.status = CLOSED
+        self.closing_reason = reason
+        self.released_minor += released_minor
+
+    # -- money out ---------------------------------------------------------------------------
+
+    def tranche_no_of(self, tranche_id: str) -> int | None:
+        for i, t in enumerate(self.tranches):
+            if t[0] == tranche_id:
+                return i + 1
+        return None
+
+    def disburse(
+        self,
+        *,
+        tranche_id: str,
+        amount_minor: int,
+        paid_on: date,
+        method: str,
+        reference: str,
+        evidence_sha256: str | None,
+        actor: str,
+        request_sha256: str,
+    ) -> int:
+        """Pay a tranche; returns its number (1, 2, ...)."""
+        self._need_status(COMMITTED, doing="disburse")
+        check_amount(amount_minor)
+        if method not in DISBURSEMENT_METHODS:
+            raise InvalidField(
+                f"method must be one of {', '.join(DISBURSEMENT_METHODS)}", field="method"
+            )
+        check_text("reference", reference, max_len=REFERENCE_LEN_MAX)
+        if evidence_sha256 is not None and (
+            len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256)
+        ):
+            raise InvalidField("evidence_sha256 must be 64 lowercase hex digits", field="evidence")
+        if len(self.tranches) >= TRANCHES_MAX:
+            raise InvalidState(f"a grant has at most {TRANCHES_MAX} tranches", id=str(self.id))
+        remaining = self.remaining_minor
+        if amount_minor > remaining:
+            raise GrantOverdrawn(
+                f"tranche of {format_amount(amount_minor, currency=self.currency)} exceeds the "
+                f"{format_amount(remaining, currency=self.currency)} committed and not yet paid",
+                remaining_minor=remaining,
+                amount_minor=amount_minor,
+                id=str(self.id),
+            )
+        tranche_no = len(self.tranches) + 1
+        self._disbursed(
+            tranche_id=tranche_id,
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            occurred_on=paid_on.isoformat(),
+            method=method,
+            reference=reference,
+            evidence_sha256=evidence_sha256,
+            actor=actor,
+            request_sha256=request_sha256,
+        )
+        return tranche_no
+
+    @event("Disbursed")
+    def _disbursed(
+        self,
+        tranche_id: str,
+        tranche_no: int,
+        amount_minor: int,
+        occurred_on: str,
+        method: str,
+        reference: str,
+        evidence_sha256: str | None,
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        self.tranches.append(
+            [tranche_id, amount_minor, occurred_on, method, reference, evidence_sha256, 0,
+             request_sha256]
+        )  # fmt: skip
+        self.disbursed_minor += amount_minor
+
+    def reverse_disbursement(
+        self, *, tranche_no: int, reason: str, reversed_on: date, actor: str
+    ) -> tuple[int, int]:
+        """A bounced payment: the tranche returns to the grant. On a grant that is already
+        closed or cancelled the money goes straight back to the fund (released).
+        Returns (amount_minor, released_minor)."""
+        if not 1 <= tranche_no <= len(self.tranches):
+            raise TrancheNotFound(f"grant has no tranche {tranche_no}", tranche_no=tranche_no)
+        tranche = self.tranches[tranche_no - 1]
+        if tranche[6]:
+            raise AlreadyReversed(
+                f"tranche {tranche_no} is already reversed", tranche_no=tranche_no
+            )
+        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        amount_minor = int(tranche[1])
+        released = 0 if self.status == COMMITTED else amount_minor
+        self._disbursement_reversed(
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            released_minor=released,
+            reason=reason,
+            occurred_on=reversed_on.isoformat(),
+            actor=actor,
+        )
+        return amount_minor, released
+
+    @event("DisbursementReversed")
+    def _disbursement_reversed(
+        self,
+        tranche_no: int,
+        amount_minor: int,
+        released_minor: int,
+        reason: str,
+        occurred_on: str,
+        actor: str,
+    ) -> None:
+        self.tranches[tranche_no - 1][6] = 1
+        self.disbursed_minor -= amount_minor
+        self.released_minor += released_minor

@@ -1,0 +1,35 @@
+"""Settings: environment variables prefixed ``LEDGER_``, read once by a cached factory.
+
+Only ``LEDGER_DATABASE_URL`` matters to run; everything has a working default.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
+
+    database_url: str = Field(
+        default="sqlite:///./ledger.db",
+        description="Event store and read models: sqlite:///path or postgresql://user@host/db",
+    )
+    key_dir: Path = Field(
+        default=Path("./ledger-keys"),
+        description="Signing and key-encryption keys; never stored in the database",
+    )
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Where the fund's business day is counted (today, closed months)",
+    )
+    aggregate_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
