@@ -27,10 +27,16 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    LRUCache,
+    ProcessingEvent,
+)
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
+from ledger.commit import GroupCommit, PendingWrite
 from ledger.domain.common import (
     check_date,
     check_slug,
@@ -102,6 +108,15 @@ def _project(aggregate: Any, events: Iterable[Any]) -> Any:
     return aggregate
 
 
+class _CommandState(threading.local):
+    """What the running command of this thread has queued."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.writes: list[PendingWrite] = []
+        self.position: int | None = None
+
+
 class LedgerApp(Application[UUID]):
     """The ledger's service layer and unit of work."""
 
@@ -133,11 +148,15 @@ class LedgerApp(Application[UUID]):
         library_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
         library_env.update(env or {})
         # Commands of this process run one at a time and work on the cached aggregates
-        # themselves (no defensive deep copy); whatever a failed attempt touched is evicted.
-        # Other processes are seen through the cache's fast-forward and the store's
-        # optimistic concurrency (IntegrityError, then a retry on fresh state).
+        # themselves (no defensive deep copy); what a failed command changed is evicted.
+        # Their events are written by a group commit (see ledger.commit). Other processes
+        # are seen through the store's optimistic concurrency: IntegrityError, then a
+        # retry on fresh state.
         self._command_lock = threading.RLock()
         self._touched: set[UUID] = set()
+        self._in_command = _CommandState()
+        self._committer = GroupCommit(write=self._write_batch, on_failure=self._batch_failed)
+        self.conflicts_retried = 0
         super().__init__(env=library_env)
 
     # -- infrastructure ----------------------------------------------------------------------
@@ -152,21 +171,52 @@ class LedgerApp(Application[UUID]):
         return self.clock().astimezone(self.tz).date()
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """The library's ``save`` for aggregates, without its Protocol ``isinstance`` checks
-        (a measurable share of a command); ``kwargs`` reach the recorder (donor keys)."""
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        """Queue the new events of ``objs`` for the group commit (inside a command), or write
+        them at once (outside one). ``kwargs`` reach the recorder (donor keys)."""
+        if not self._in_command.active:
+            return super().save(*objs, **kwargs)
+        write = PendingWrite(donor_keys=list(kwargs.pop("donor_keys", ())))
+        if kwargs:
+            raise TypeError(f"unexpected save() arguments: {sorted(kwargs)}")
+        cache = self.repository.cache
         for obj in objs:
             if obj is None:
                 continue
-            if not isinstance(obj, Aggregate):
-                return super().save(*objs, **kwargs)
-            processing_event.events.extend(obj.collect_events())
-            processing_event.aggregates[obj.id] = obj
-        processing_event.saved_kwargs.update(kwargs)
-        recordings = self._record(processing_event)
+            write.events.extend(obj.collect_events())
+            write.aggregates[obj.id] = obj
+            if cache is not None:
+                # Later commands of this process build on it before it is durable.
+                cache.put(obj.id, obj)
+        self._committer.enqueue(write)
+        self._in_command.writes.append(write)
+        return []
+
+    def _write_batch(self, batch: list[PendingWrite]) -> None:
+        """One transaction for every write of the batch; then snapshots (best effort)."""
+        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        donor_keys: list[DonorKey] = []
+        for write in batch:
+            processing_event.events.extend(write.events)
+            processing_event.aggregates.update(write.aggregates)
+            donor_keys.extend(write.donor_keys)
+        recordings = self.events.put(processing_event.events, donor_keys=donor_keys)
+        if recordings:
+            offset = 0
+            for write in batch:
+                count = len(write.events)
+                if count:
+                    write.position = recordings[offset + count - 1].notification.id
+                offset += count
         self._take_snapshots(processing_event)
-        self._notify(recordings)
-        return recordings
+
+    def _batch_failed(self, batch: list[PendingWrite], error: BaseException) -> None:
+        """A group's transaction failed: everything queued after it was computed on its
+        state, so it fails too (to be retried), and the cache forgets that state."""
+        with self._command_lock:
+            later = self._committer.drain()
+            _clear_cache(self.repository.cache)
+        for write in later:
+            write.error = IntegrityError(f"an earlier write of the same group failed: {error}")
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # A snapshot is an optimisation taken after the commit: its failure must not make
@@ -177,60 +227,108 @@ class LedgerApp(Application[UUID]):
             log.exception("taking a snapshot failed; the events were recorded")
 
     def _attempt(self, command: Callable[[int], A]) -> A:
-        """Run ``command`` until its save does not conflict, a bounded number of times."""
+        """Run ``command`` until its writes do not conflict, a bounded number of times.
+
+        The command runs under the command lock and queues its events; it waits for the
+        group commit after releasing the lock, so the next command can run meanwhile.
+        """
         for attempt in range(COMMAND_ATTEMPTS_MAX):
             with self._command_lock:
                 self._touched = set()
+                self._in_command.active = True
+                self._in_command.writes = []
                 try:
-                    return command(attempt)
+                    result = command(attempt)
+                    writes = self._in_command.writes or self._committer.unfinished_tail()
                 except IntegrityError:
-                    self._evict_touched()
+                    self._evict_mutated()
+                    writes = None
                 except BaseException:
-                    self._evict_touched()
+                    self._evict_mutated()
                     raise
+                finally:
+                    self._in_command.active = False
+            if writes is not None:
+                try:
+                    for write in writes:
+                        self._committer.wait(write)
+                except IntegrityError:
+                    pass
+                else:
+                    positions = [w.position for w in writes if w.position is not None]
+                    if positions:
+                        self._in_command.position = max(positions)
+                    return result
+            self.conflicts_retried += 1
             time.sleep(random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5)))
         raise Conflict(
             f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
             attempts=COMMAND_ATTEMPTS_MAX,
         )
 
-    def _evict_touched(self) -> None:
+    @property
+    def last_position(self) -> int | None:
+        """The log position of the last event written by this thread's last command."""
+        return self._in_command.position
+
+    def _evict_mutated(self) -> None:
+        """Forget aggregates a failed command changed (their new events were never queued)."""
         cache = self.repository.cache
-        if cache is not None:
-            for aggregate_id in self._touched:
-                with contextlib.suppress(KeyError):
-                    cache.get(aggregate_id, evict=True)
+        if cache is None:
+            return
+        for aggregate_id in self._touched:
+            try:
+                aggregate = cache.get(aggregate_id)
+            except KeyError:
+                continue
+            if isinstance(aggregate, Aggregate) and aggregate.pending_events:
+                cache.get(aggregate_id, evict=True)
         self._touched = set()
 
     def _load(self, aggregate_id: UUID, *, fresh: bool = False) -> Any:
         """The live cached aggregate, for a command holding the command lock.
 
-        The cache is not fast-forwarded (one query less per command): a command that saves
-        what it read is protected by the store's version check, and a command that decides
-        on something it does not save asks for a ``fresh`` copy.
+        The cache is not fast-forwarded on every load (one query less per command): a
+        command that saves what it read is protected by the store's version check, and a
+        command that decides on something it does not save asks for a ``fresh`` copy,
+        brought up to date with what other processes wrote.
         """
-        if fresh:
-            self._touched.add(aggregate_id)
-            self._evict_touched()
         self._touched.add(aggregate_id)
-        return self.repository.get(aggregate_id, projector_func=_project, deepcopy_from_cache=False)
+        aggregate = self.repository.get(
+            aggregate_id, projector_func=_project, deepcopy_from_cache=False
+        )
+        if fresh:
+            newer = list(self.events.get(aggregate_id, gt=aggregate.version))
+            if newer:
+                try:
+                    aggregate = _project(aggregate, newer)
+                except Exception:
+                    # Another process wrote what this one has queued: start again.
+                    self._touched.discard(aggregate_id)
+                    cache = self.repository.cache
+                    if cache is not None:
+                        with contextlib.suppress(KeyError):
+                            cache.get(aggregate_id, evict=True)
+                    raise IntegrityError(f"aggregate {aggregate_id} changed elsewhere") from None
+        return aggregate
 
     def _create_once(
         self, aggregate_id: UUID, attempt: int, create: Callable[[], A], replay: Callable[[], A]
     ) -> A:
         """Create an aggregate whose id comes from an idempotency key, or answer a retry.
 
-        The first attempt does not look first: a duplicate is refused by the store
-        (IntegrityError, then a retry that finds it) or, if the command no longer validates
-        (say its month was closed since), found here after the error.
+        The first attempt looks in the cache only (this process's recent writes, durable or
+        queued): an older duplicate is refused by the store (IntegrityError, then a retry
+        that finds it) or, if the command no longer validates (say its month was closed
+        since), found here after the error.
         """
-        if attempt > 0 and self._exists(aggregate_id):
+        if self._exists(aggregate_id, cache_only=attempt == 0):
             return replay()
         try:
             return create()
         except LedgerError:
             if attempt == 0 and self._exists(aggregate_id):
-                self._evict_touched()
+                self._evict_mutated()
                 return replay()
             raise
 
@@ -243,7 +341,14 @@ class LedgerApp(Application[UUID]):
             raise DateInFuture(f"{label} {day} is in the future", field=label)
         return day
 
-    def _exists(self, aggregate_id: UUID) -> bool:
+    def _exists(self, aggregate_id: UUID, *, cache_only: bool = False) -> bool:
+        cache = self.repository.cache
+        if cache is not None:
+            with contextlib.suppress(KeyError):
+                cache.get(aggregate_id)
+                return True
+        if cache_only:
+            return False
         return bool(self.recorder.select_events(aggregate_id, limit=1))
 
     # -- reading -----------------------------------------------------------------------------
@@ -863,6 +968,20 @@ class LedgerApp(Application[UUID]):
             return fund
 
         return self._attempt(command)
+
+
+def _clear_cache(cache: Any) -> None:
+    """Empty the repository's cache. (``LRUCache.clear()`` of eventsourcing 9.5.6 resets
+    only its recency list and leaves the entries in place.)"""
+    if cache is None:
+        return
+    if isinstance(cache, LRUCache):
+        with cache.lock:
+            cache.cache.clear()
+            cache.clear()
+            cache.full = False
+    else:
+        cache.cache.clear()
 
 
 def _uuid(value: UUID | str, error: type[InvalidInput] | Any) -> UUID:

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.popo import POPOApplicationRecorder
+from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 from psycopg import Cursor
@@ -100,8 +100,8 @@ def eventsourcing_env(url: str) -> dict[str, str]:
             "APPLICATION_RECORDER_TOPIC": "ledger.store:LedgerPostgresRecorder",
         }
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.popo",
-        "APPLICATION_RECORDER_TOPIC": "ledger.store:LedgerMemoryRecorder",
+        # The library's POPO factory ignores APPLICATION_RECORDER_TOPIC: use our own.
+        "PERSISTENCE_MODULE": "ledger.store:LedgerMemoryFactory",
     }
 
 
@@ -234,3 +234,11 @@ class LedgerMemoryRecorder(POPOApplicationRecorder, DonorKeyRecorder):
     def delete_donor_key(self, donor_id: str) -> bool:
         with self._keys_lock:
             return self._donor_keys.pop(donor_id, None) is not None
+
+
+class LedgerMemoryFactory(POPOFactory):
+    """The in-memory store with the ledger's recorder (the library's POPO factory always
+    builds a plain ``POPOApplicationRecorder``, whatever ``APPLICATION_RECORDER_TOPIC`` says)."""
+
+    def application_recorder(self) -> LedgerMemoryRecorder:
+        return LedgerMemoryRecorder()

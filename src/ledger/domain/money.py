@@ -65,7 +65,7 @@ def parse_amount(text: object, *, currency: str, allow_zero: bool = False) -> in
         text = format(text, "f")
     if not isinstance(text, str):
         raise InvalidAmount("amounts are decimal strings", value=repr(text))
-    match = _DECIMAL_RE.match(text)
+    match = _DECIMAL_RE.fullmatch(text)  # not .match: "$" also matches before a final "\n"
     if match is None:
         raise InvalidAmount(f"{text!r} is not a decimal amount", value=text)
     frac = match["frac"] or ""
