@@ -82,6 +82,9 @@ class GroupCommit:
                 if write.done:
                     break
                 batch = self._queue[:BATCH_WRITES_MAX]
+                if write not in batch and write not in self._queue:
+                    # Neither done, nor queued, nor being written: never enqueued.
+                    raise RuntimeError("waiting for a write that was never queued")
                 del self._queue[: len(batch)]
                 self._writing = True
             error: BaseException | None = None

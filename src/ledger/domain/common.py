@@ -63,7 +63,8 @@ def check_text(label: str, value: object, *, max_len: int, required: bool = True
 
 
 def check_slug(label: str, value: object, pattern: re.Pattern[str] = SLUG_RE) -> str:
-    if not isinstance(value, str) or not pattern.match(value):
+    # fullmatch, not match: "$" would also accept a final "\n" ("abc\n" as a slug).
+    if not isinstance(value, str) or not pattern.fullmatch(value):
         raise InvalidField(
             f"{label} must be lowercase letters, digits and dashes ({pattern.pattern})",
             field=label,
