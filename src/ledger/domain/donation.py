@@ -227,6 +227,8 @@ class Donation(Aggregate):
             raise AlreadyReversed(
                 f"donation {self.receipt_no} is already reversed", id=str(self.id)
             )
+        if reversed_on.isoformat() < self.received_on:
+            raise InvalidField("a reversal cannot predate its donation", field="reversed_on")
         amount_minor = self.remaining_minor
         self._reversed(
             reason=reason,

@@ -43,7 +43,7 @@ _DECIMAL_RE = re.compile(r"^(?P<sign>-)?(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]{
 def exponent_of(currency: str) -> int:
     """The number of fractional digits of ``currency`` (CNY → 2, JPY → 0)."""
     try:
-        return CURRENCY_EXPONENTS[currency]
+        return CURRENCY_EXPONENTS[currency] if isinstance(currency, str) else CURRENCY_EXPONENTS[""]
     except KeyError:
         raise UnknownCurrency(f"unknown currency {currency!r}", currency=currency) from None
 
