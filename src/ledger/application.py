@@ -612,7 +612,7 @@ class LedgerApp(Application[UUID]):
 
         def command(attempt: int) -> Recorded[Donation]:
             donation = self._donation(donation_id)
-            refund_id = _s(entity_id(donation.fund_slug, "refund", key))
+            refund_id = _s(entity_id(f"{donation.fund_slug}:{donation.id}", "refund", key))
             if refund_id in donation.refunds:
                 if donation.refunds[refund_id][2] != request:
                     raise IdempotencyKeyReused(
@@ -656,6 +656,7 @@ class LedgerApp(Application[UUID]):
                 return donation  # a retried reversal
             day = self._business_date("reversed_on", reversed_on)
             fund = self._fund_by_id(donation.fund_id)
+            fund.check_open(day)
             amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
             fund.debit_reversal(
                 donation_id=_s(donation.id),
@@ -826,7 +827,7 @@ class LedgerApp(Application[UUID]):
 
         def command(attempt: int) -> Recorded[Tranche]:
             grant = self._grant(grant_id)
-            tranche_id = _s(entity_id(grant.fund_slug, "disbursement", key))
+            tranche_id = _s(entity_id(f"{grant.fund_slug}:{grant.id}", "disbursement", key))
             existing_no = grant.tranche_no_of(tranche_id)
             if existing_no is not None:
                 if grant.tranches[existing_no - 1][7] != request:
