@@ -209,14 +209,14 @@ class LedgerApp(Application[UUID]):
                 offset += count
         self._take_snapshots(processing_event)
 
-    def _batch_failed(self, batch: list[PendingWrite], error: BaseException) -> None:
+    def _batch_failed(self, batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
         """A group's transaction failed: everything queued after it was computed on its
-        state, so it fails too (to be retried), and the cache forgets that state."""
+        state, so it fails too (to be retried), and the cache forgets that state. Both under
+        the command lock, so no command decides on the failed state afterwards."""
         with self._command_lock:
             later = self._committer.drain()
             _clear_cache(self.repository.cache)
-        for write in later:
-            write.error = IntegrityError(f"an earlier write of the same group failed: {error}")
+        return later
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # A snapshot is an optimisation taken after the commit: its failure must not make

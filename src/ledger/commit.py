@@ -2,10 +2,13 @@
 
 A durable SQLite commit costs an fsync (about 0.4 ms here), which caps one-command-one-
 transaction at ~2,400 commands/s whatever the code does. So a command does its work under
-the application's command lock, queues its new events here, releases the lock and waits;
-the first waiter becomes the *leader*, takes everything queued so far (up to
-``BATCH_WRITES_MAX``) and writes it in one transaction, while the next commands already
-run. Alone, a command leads its own one-write batch: no thread hand-off, no added latency.
+the application's command lock, queues its new events here, releases the lock and waits.
+The command that finds no writer at work becomes the *leader*: it takes everything queued so
+far (up to ``BATCH_WRITES_MAX``) and writes it in one transaction, while the next commands
+already run and queue behind it. When the batch is durable the leader wakes exactly the
+commands of that batch, and hands the lead to the first command still queued (one targeted
+wake-up, no thundering herd). Alone, a command leads its own one-write batch: no thread
+hand-off, no added latency.
 
 If a batch's transaction fails, every command in it fails with the same error (an
 ``IntegrityError`` is retried by the application on fresh state), and so does everything
@@ -36,6 +39,8 @@ class PendingWrite:
     done: bool = False
     error: BaseException | None = None
     position: int | None = None  # notification id of its last event, once written
+    lead: bool = False  # this command's thread writes the next batch
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommit:
@@ -43,64 +48,85 @@ class GroupCommit:
         self,
         *,
         write: Callable[[list[PendingWrite]], None],
-        on_failure: Callable[[list[PendingWrite], BaseException], None],
+        on_failure: Callable[[list[PendingWrite], BaseException], list[PendingWrite]],
     ) -> None:
         self._write = write
         self._on_failure = on_failure
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[PendingWrite] = []
         self._writing = False
         self._last: PendingWrite | None = None
 
     def enqueue(self, write: PendingWrite) -> None:
-        with self._cond:
+        with self._lock:
             self._queue.append(write)
             self._last = write
+            if not self._writing:
+                self._writing = True
+                write.lead = True
 
     def unfinished_tail(self) -> list[PendingWrite]:
         """The last queued write if not yet durable: a command that only read must not
         answer with state that is not durable yet."""
-        with self._cond:
+        with self._lock:
             last = self._last
             return [last] if last is not None and not last.done else []
 
     def drain(self) -> list[PendingWrite]:
-        """Take every queued write out (they fail with the batch before them)."""
-        with self._cond:
+        """Take every queued write out (they fail with the batch before them). Called by
+        ``on_failure`` while the application's command lock keeps new ones out."""
+        with self._lock:
             drained, self._queue = self._queue, []
-            for write in drained:
-                write.done = True
-            self._cond.notify_all()
-            return drained
+        return drained
 
     def wait(self, write: PendingWrite) -> None:
         """Return once ``write`` is durable; raise its batch's error if it failed."""
-        while True:
-            with self._cond:
-                while not write.done and self._writing:
-                    self._cond.wait(WAIT_SLICE_S)
-                if write.done:
-                    break
-                batch = self._queue[:BATCH_WRITES_MAX]
-                if write not in batch and write not in self._queue:
-                    # Neither done, nor queued, nor being written: never enqueued.
-                    raise RuntimeError("waiting for a write that was never queued")
-                del self._queue[: len(batch)]
-                self._writing = True
-            error: BaseException | None = None
-            try:
-                self._write(batch)
-            except BaseException as e:  # every kind of failure fails the whole batch
-                error = e
-            try:
-                if error is not None:
-                    self._on_failure(batch, error)
-            finally:
-                with self._cond:
-                    for member in batch:
-                        member.error = error
-                        member.done = True
-                    self._writing = False
-                    self._cond.notify_all()
+        while not write.done:
+            if write.lead:
+                self._lead()
+            else:
+                write.woken.wait(WAIT_SLICE_S)
+                write.woken.clear()
         if write.error is not None:
             raise write.error
+
+    def _lead(self) -> None:
+        """Write one batch (the leader's own write is in it), then pass the lead on."""
+        with self._lock:
+            batch = self._queue[:BATCH_WRITES_MAX]
+            del self._queue[: len(batch)]
+        error: BaseException | None = None
+        drained: list[PendingWrite] = []
+        try:
+            self._write(batch)
+        except BaseException as e:  # every kind of failure fails the whole batch
+            error = e
+            try:
+                drained = self._on_failure(batch, error)
+            except BaseException:
+                drained = self.drain()
+                raise
+        finally:
+            successor: PendingWrite | None = None
+            with self._lock:
+                for member in batch:
+                    member.error = error
+                    member.done = True
+                for member in drained:
+                    member.error = _follow_failure(error) if error else None
+                    member.done = True
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                else:
+                    self._writing = False
+            for member in (*batch, *drained):
+                member.woken.set()
+            if successor is not None:
+                successor.woken.set()
+
+
+def _follow_failure(error: BaseException) -> BaseException:
+    from eventsourcing.persistence import IntegrityError
+
+    return IntegrityError(f"an earlier write of the same group failed: {error}")

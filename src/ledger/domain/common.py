@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from datetime import date
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -29,6 +30,7 @@ PURPOSES_MAX = 100
 APPROVALS_REQUIRED_MAX = 20
 
 
+@lru_cache(maxsize=1024)
 def fund_id(slug: str) -> UUID:
     return uuid5(NAMESPACE, f"fund:{slug}")
 

@@ -1,0 +1,125 @@
+"""The group commit: batches of concurrent writes, one writer at a time, failures shared."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from ledger.commit import GroupCommit, PendingWrite
+
+JOIN_TIMEOUT_S = 10
+
+
+class FakeStore:
+    """Records batches; refuses a batch holding a write marked ``bad``; checks that no two
+    batches are ever written at the same time (one leader)."""
+
+    def __init__(self, *, write_s: float = 0.0) -> None:
+        self.batches: list[list[PendingWrite]] = []
+        self.write_s = write_s
+        self.writing = threading.Lock()
+        self.overlaps = 0
+
+    def write(self, batch: list[PendingWrite]) -> None:
+        if not self.writing.acquire(blocking=False):
+            self.overlaps += 1
+            self.writing.acquire()
+        try:
+            time.sleep(self.write_s)
+            if any(getattr(w, "bad", False) for w in batch):
+                raise IntegrityError("duplicate")
+            self.batches.append(list(batch))
+        finally:
+            self.writing.release()
+
+
+def make(store: FakeStore, command_lock: threading.Lock | None = None) -> GroupCommit:
+    lock = command_lock or threading.Lock()
+    commit: GroupCommit
+
+    def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
+        with lock:
+            return commit.drain()
+
+    commit = GroupCommit(write=store.write, on_failure=on_failure)
+    return commit
+
+
+def test_a_lone_write_is_written_by_its_own_thread_at_once() -> None:
+    store = FakeStore()
+    commit = make(store)
+    write = PendingWrite()
+    commit.enqueue(write)
+    assert write.lead
+    commit.wait(write)
+    assert write.done
+    assert write.error is None
+    assert store.batches == [[write]]
+
+
+def test_concurrent_writes_share_batches_in_queue_order_with_one_writer_at_a_time() -> None:
+    store = FakeStore(write_s=0.002)
+    order_lock = threading.Lock()
+    commit = make(store)
+    queued: list[PendingWrite] = []
+
+    def command() -> None:
+        for _ in range(25):
+            write = PendingWrite()
+            with order_lock:  # the application's command lock orders the queue
+                commit.enqueue(write)
+                queued.append(write)
+            commit.wait(write)
+            assert write.done
+
+    threads = [threading.Thread(target=command) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN_TIMEOUT_S)
+    assert not any(t.is_alive() for t in threads)
+
+    written = [w for batch in store.batches for w in batch]
+    assert written == queued  # each write once, in the order it was queued
+    assert store.overlaps == 0
+    assert max(len(b) for b in store.batches) > 1  # waiting writes were grouped
+
+
+def test_a_failed_batch_fails_its_writes_and_everything_queued_behind_it() -> None:
+    store = FakeStore(write_s=0.2)
+    commit = make(store)
+    bad, same_batch = PendingWrite(), PendingWrite()
+    bad.bad = True  # type: ignore[attr-defined]
+    commit.enqueue(bad)
+    commit.enqueue(same_batch)
+    errors: dict[str, BaseException] = {}
+
+    def lead() -> None:
+        try:
+            commit.wait(bad)
+        except IntegrityError as e:
+            errors["bad"] = e
+
+    leader = threading.Thread(target=lead)
+    leader.start()
+    time.sleep(0.05)  # the leader is writing its batch now
+    behind = PendingWrite()
+    commit.enqueue(behind)
+    assert not behind.lead
+
+    with pytest.raises(IntegrityError, match="duplicate"):
+        commit.wait(same_batch)
+    with pytest.raises(IntegrityError, match="earlier write"):
+        commit.wait(behind)
+    leader.join(JOIN_TIMEOUT_S)
+    assert "duplicate" in str(errors["bad"])
+    assert store.batches == []
+
+    after = PendingWrite()
+    commit.enqueue(after)
+    assert after.lead  # the lead was given back: the next write goes through
+    commit.wait(after)
+    assert store.batches == [[after]]
