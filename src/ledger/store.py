@@ -22,7 +22,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder, POPOFactory
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteFactory,
+)
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -80,7 +86,7 @@ def eventsourcing_env(url: str) -> dict[str, str]:
     store = parse_url(url)
     if store.kind == "sqlite":
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "ledger.store:LedgerSQLiteFactory",
             "SQLITE_DBNAME": store.path,
             "SQLITE_LOCK_TIMEOUT": "30",
             "APPLICATION_RECORDER_TOPIC": "ledger.store:LedgerSQLiteRecorder",
@@ -115,6 +121,36 @@ class DonorKeyRecorder:
         raise NotImplementedError
 
 
+class LedgerSQLitePool(SQLiteConnectionPool):
+    """The library's pool, with ``synchronous=FULL`` set on every connection it opens (the
+    library leaves it at the build's default; a commit must be on disk when it returns)."""
+
+    def _create_connection(self) -> SQLiteConnection:
+        connection = super()._create_connection()
+        if not self.is_sqlite_memory_mode:
+            # The connection is in autocommit mode: the pragma runs outside a transaction.
+            connection.cursor().execute("PRAGMA synchronous=FULL")
+        return connection
+
+
+class LedgerSQLiteFactory(SQLiteFactory):
+    """The library's SQLite factory with ``LedgerSQLitePool``."""
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        pool = self.datastore.pool
+        self.datastore.pool = LedgerSQLitePool(
+            db_name=pool.db_name,
+            lock_timeout=pool.lock_timeout,
+            pool_size=pool.pool_size,
+            max_overflow=pool.max_overflow,
+            pool_timeout=pool.pool_timeout,
+            max_age=pool.max_age,
+            pre_ping=pool.pre_ping,
+        )
+        pool.close()
+
+
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -122,13 +158,6 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
             "CREATE TABLE IF NOT EXISTS donor_keys ("
             "donor_id TEXT PRIMARY KEY, wrapped_key BLOB NOT NULL) WITHOUT ROWID",
         ]
-
-    def create_table(self) -> None:
-        super().create_table()
-        # The design asks for FULL explicitly: the library leaves it at SQLite's default.
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("PRAGMA synchronous")
-            assert c.fetchone()[0] >= 2, "SQLite synchronous must be FULL"
 
     def _insert_events(
         self,
