@@ -13,6 +13,7 @@ Exit codes: 0 done; 1 the ledger refused the command (a one-line ``error: <messa
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from api.tokens import TokenStore
 from ledger.application import DonorIn, LedgerApp
 from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.domain.donation import Donation
@@ -35,6 +37,9 @@ from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
 from ledger.settings import Settings, get_settings
 from ledger.store import parse_url
+from projections.cli import projections_app
+from projections.db import make_engine
+from projections.schema import ensure_schema
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -105,14 +110,18 @@ fund_app = typer.Typer(help="Open funds, add purposes, close months, show figure
 donation_app = typer.Typer(help="Record donations, refund and reverse them.")
 grant_app = typer.Typer(help="Propose, approve, pay and close grants.")
 expense_app = typer.Typer(help="Record and reverse a fund's expenses.")
+token_app = typer.Typer(help="API tokens: create (shown once), list, revoke.")
 for _group, _name in (
     (fund_app, "fund"),
     (donation_app, "donation"),
     (grant_app, "grant"),
     (expense_app, "expense"),
+    (token_app, "token"),
 ):
     _group.info.no_args_is_help = True
     app.add_typer(_group, name=_name)
+# Reads its settings from LEDGER_* (not from --database-url): it is the projections' own.
+app.add_typer(projections_app, name="projections")
 
 
 # -- the application, made on first use and closed with the command --------------------------
@@ -204,6 +213,12 @@ AmountOpt = Annotated[
     str, typer.Option("--amount", metavar="DECIMAL", help="In the fund's currency, e.g. 100.00.")
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; kept in the event.")]
+
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+HostOpt = Annotated[str, typer.Option("--host", help="Address to listen on.")]
+PortOpt = Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")]
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -370,8 +385,21 @@ def init(ctx: typer.Context) -> None:
     state = _state(ctx)
     _prepare_storage(state.settings)
     _ = state.app  # constructing the application creates the tables and the keys
+    _prepare_read_side(state.settings)
     typer.echo("ledger ready")
     _print_where(state.settings)
+
+
+def _prepare_read_side(settings: Settings) -> None:
+    """The read models' and the API's tables (a SQL database only)."""
+    if parse_url(settings.database_url).kind == "memory":
+        return
+    engine = make_engine(settings.database_url)
+    try:
+        ensure_schema(engine)
+        TokenStore(engine).ensure_schema()
+    finally:
+        engine.dispose()
 
 
 @app.command()
@@ -380,15 +408,147 @@ def demo(
     no_serve: Annotated[
         bool, typer.Option("--no-serve", help="Load the demo and print its figures only.")
     ] = False,
+    host: HostOpt = DEFAULT_HOST,
+    port: PortOpt = DEFAULT_PORT,
 ) -> None:
-    """Load the 茶乡振兴基金 demo fund (three months of history; safe to run again)."""
+    """Load the 茶乡振兴基金 demo fund and serve the API (unless --no-serve).
+
+    Three months of history, safe to run again; its figures are printed first.
+    """
     state = _state(ctx)
     _prepare_storage(state.settings)
     ledger = state.app
     load_demo(ledger, today=ledger.today())
+    _prepare_read_side(state.settings)
     _print_where(state.settings)
     typer.echo()
     _print_fund(ledger.get_fund(DEMO_FUND_SLUG))
+    if no_serve:
+        return
+    state.close()  # the server opens its own
+    typer.echo()
+    typer.echo(
+        f"serving on http://{host}:{port}/api/funds/{DEMO_FUND_SLUG} "
+        "(writes need a token: ledger token create --name NAME --role treasurer)"
+    )
+    _serve(state.settings, host=host, port=port, workers=1, access_log=True)
+
+
+# -- serving ---------------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    host: HostOpt = DEFAULT_HOST,
+    port: PortOpt = DEFAULT_PORT,
+    workers: Annotated[int, typer.Option("--workers", min=1, max=64, help="Server processes.")] = 1,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
+    ] = True,
+) -> None:
+    """Serve the HTTP API (JSON under /api); the projections run in the same process."""
+    state = _state(ctx)
+    _prepare_storage(state.settings)
+    _serve(state.settings, host=host, port=port, workers=workers, access_log=access_log)
+
+
+def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log: bool) -> None:
+    import uvicorn
+
+    from api.app import create_api
+
+    if workers == 1:
+        uvicorn.run(
+            create_api(settings), host=host, port=port, access_log=access_log, log_level="info"
+        )
+        return
+    # Worker processes read their settings from the environment.
+    os.environ["LEDGER_DATABASE_URL"] = settings.database_url
+    os.environ["LEDGER_KEY_DIR"] = str(settings.key_dir)
+    os.environ["LEDGER_TIMEZONE"] = settings.timezone
+    uvicorn.run(
+        "api.app:create_api_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=access_log,
+        log_level="info",
+    )
+
+
+# -- tokens ----------------------------------------------------------------------------------
+
+
+def _token_store(ctx: typer.Context) -> TokenStore:
+    settings = _state(ctx).settings
+    _prepare_storage(settings)
+    engine = make_engine(settings.database_url)
+    ctx.call_on_close(engine.dispose)
+    store = TokenStore(engine)
+    store.ensure_schema()
+    return store
+
+
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[
+        str, typer.Option("--name", help="Who holds it; the actor of what they record.")
+    ],
+    role: Annotated[str, typer.Option("--role", help="admin, treasurer, committee or auditor.")],
+    fund: Annotated[
+        list[str] | None,
+        typer.Option("--fund", metavar="SLUG", help="Limit writes to this fund (repeat)."),
+    ] = None,
+) -> None:
+    """Create a token; it is printed once, as the last line, and stored only as a hash."""
+    info, secret = _token_store(ctx).create(name=name, role=role, funds=fund or [])
+    funds = ", ".join(info.funds) if info.funds else "every fund"
+    typer.echo(f"created a {info.role} token for {info.name} (writes: {funds})")
+    typer.echo("it is shown only this once; only its hash is stored:")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(ctx: typer.Context, fmt: FormatOpt = OutputFormat.text) -> None:
+    """List tokens (never their secrets), revoked ones too."""
+    tokens = _token_store(ctx).list()
+    rows: list[dict[str, Any]] = [
+        {
+            "name": t.name,
+            "role": t.role,
+            "funds": list(t.funds),
+            "created_at": t.created_at.isoformat(),
+            "revoked_at": t.revoked_at.isoformat() if t.revoked_at else None,
+        }
+        for t in tokens
+    ]
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="API tokens", title_justify="left")
+    for column in ("name", "role", "funds", "created", "revoked"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            r["role"],
+            ", ".join(r["funds"]) or "every fund",
+            r["created_at"][:19],
+            (r["revoked_at"] or "-")[:19],
+        )
+    _console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context, name: Annotated[str, typer.Argument(help="The token's name.")]
+) -> None:
+    """Revoke the active token of NAME (it stops working at once, within 1 s elsewhere)."""
+    count = _token_store(ctx).revoke(name)
+    typer.echo(f"revoked {count} token{'s' if count != 1 else ''} of {name}")
 
 
 # -- funds -----------------------------------------------------------------------------------

@@ -1,0 +1,49 @@
+"""Read models of the ledger: SQLAlchemy tables in the event store's database, fed from the
+event log by projections, and what reads them (figures, as-of queries, reports, CSV).
+
+The usual entry points::
+
+    engine = make_engine(settings.database_url)
+    runner = ProjectionRunner(app, engine).start()   # keeps the tables up with the log
+    runner.wait_for(app.recorder.max_notification_id(), timeout_s=2)   # read your writes
+    with engine.connect() as conn:
+        figures = fund_figures(conn, "tea-village")
+
+``projections.rebuild.rebuild(app, engine)`` rebuilds from zero;
+``projections.cli.projections_app`` is the ``ledger projections`` command line. Nothing
+happens at import time.
+"""
+
+from projections.core import InvariantBroken, ProjectionError
+from projections.db import make_engine
+from projections.queries import (
+    Figures,
+    FundFigures,
+    figures_as_of,
+    figures_known_at_replay,
+    fund_figures,
+)
+from projections.rebuild import RebuildResult
+from projections.reports import build_report, export_csv, iter_csv
+from projections.runner import ProjectionRunner, ProjectionStatus, projection_status
+from projections.schema import PROJECTION_NAMES, ensure_schema
+
+__all__ = [
+    "PROJECTION_NAMES",
+    "Figures",
+    "FundFigures",
+    "InvariantBroken",
+    "ProjectionError",
+    "ProjectionRunner",
+    "ProjectionStatus",
+    "RebuildResult",
+    "build_report",
+    "ensure_schema",
+    "export_csv",
+    "figures_as_of",
+    "figures_known_at_replay",
+    "fund_figures",
+    "iter_csv",
+    "make_engine",
+    "projection_status",
+]

@@ -96,7 +96,7 @@ def record_donation(amount: str, key: str, *extra: str) -> Result:
 def test_demo_twice_records_nothing_new_and_prints_the_same_figures(
     ledger_env: dict[str, str], tmp_path: Path
 ) -> None:
-    first = ok("demo")
+    first = ok("demo", "--no-serve")
     figures_first = figures("tea-village")
     rows_first = row_counts(tmp_path / "l.db")
 
@@ -109,7 +109,7 @@ def test_demo_twice_records_nothing_new_and_prints_the_same_figures(
 
 
 def test_demo_history_has_the_expected_figures(ledger_env: dict[str, str]) -> None:
-    result = ok("demo")
+    result = ok("demo", "--no-serve")
 
     assert "茶乡振兴基金 (tea-village)" in result.stdout
     shown = ok_json("fund", "show", "tea-village")
@@ -137,7 +137,7 @@ def test_demo_as_a_real_process_prints_the_figures(
     ledger_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {**os.environ, **ledger_env}
-    command = [sys.executable, "-m", "api.cli", "demo"]
+    command = [sys.executable, "-m", "api.cli", "demo", "--no-serve"]
 
     first = subprocess.run(
         command, env=env, cwd=tmp_path, capture_output=True, text=True,
@@ -422,6 +422,14 @@ COMMANDS = [
     ("expense",),
     ("expense", "record"),
     ("expense", "reverse"),
+    ("serve",),
+    ("token",),
+    ("token", "create"),
+    ("token", "list"),
+    ("token", "revoke"),
+    ("projections",),
+    ("projections", "status"),
+    ("projections", "rebuild"),
 ]
 
 

@@ -1,0 +1,123 @@
+"""The HTTP API: ``create_api(settings)`` makes the FastAPI application.
+
+Nothing happens at import time or in ``create_api``: the ledger application, the read
+models' engine, the projection runner and the token store are opened by the lifespan (and
+closed by it), unless a test passes ``services`` it owns. JSON lives under ``/api``;
+``/openapi.json`` documents every route, its access policy (``x-roles``) and every status
+it can answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import anyio
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from api import donations, expenses, funds, grants, health, reports
+from api.auth import api_routes, route_access
+from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
+from api.idempotency import HEADER
+from api.limits import BODY_BYTES_MAX
+from api.middleware import BodyLimit
+from api.services import Services
+from ledger.application import LedgerApp
+from ledger.settings import Settings, get_settings
+
+TITLE = "Community fund ledger"
+VERSION = "0.1.0"
+DESCRIPTION = (
+    "An event-sourced ledger for small community funds. Money is given and returned as "
+    "decimal strings in the fund's currency, dates as ISO 8601. Errors are "
+    "application/problem+json with a stable `type`. See docs/api.md."
+)
+ROUTERS = (funds.router, donations.router, grants.router, expenses.router, reports.router)
+
+
+def create_api(
+    settings: Settings,
+    *,
+    app: LedgerApp | None = None,
+    clock: Callable[[], datetime] | None = None,
+    services: Services | None = None,
+    run_projections: bool = True,
+) -> FastAPI:
+    """The API on ``settings``' database. ``app``: a LedgerApp to use (the caller closes it);
+    ``services``: everything ready-made (tests; the caller closes it)."""
+
+    @asynccontextmanager
+    async def lifespan(api: FastAPI) -> AsyncIterator[None]:
+        if services is not None:
+            yield
+            return
+        opened = await anyio.to_thread.run_sync(
+            lambda: Services.open(settings, app=app, clock=clock, run_projections=run_projections)
+        )
+        api.state.services = opened
+        try:
+            yield
+        finally:
+            await anyio.to_thread.run_sync(opened.close)
+
+    api = FastAPI(
+        title=TITLE,
+        version=VERSION,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    if services is not None:
+        api.state.services = services
+    install_handlers(api)
+    api.add_middleware(BodyLimit, max_bytes=BODY_BYTES_MAX)
+    for router in ROUTERS:
+        api.include_router(router)
+    api.include_router(health.router)
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = _openapi(api)
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api
+
+
+def create_api_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` (several workers): settings from ``LEDGER_*``."""
+    return create_api(get_settings())
+
+
+def _openapi(api: FastAPI) -> dict[str, Any]:
+    schema = get_openapi(
+        title=api.title, version=api.version, description=api.description, routes=api.routes
+    )
+    for route in api_routes(api.routes):
+        access = route_access(route)
+        for method in route.methods or ():
+            operation = schema["paths"][route.path_format].get(method.lower())
+            if operation is None:
+                continue
+            _problems_only_as_problem_json(operation)
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") == "header" and parameter.get("name") == HEADER:
+                    parameter["required"] = True
+            if access is not None:
+                operation["x-roles"] = ["public"] if access.public else sorted(access.roles)
+                if access.public:
+                    operation["security"] = [{}, *operation.get("security", [])]
+    return schema
+
+
+def _problems_only_as_problem_json(operation: dict[str, Any]) -> None:
+    """FastAPI lists a response model under application/json too; problems are only ever
+    sent as application/problem+json."""
+    for response in operation.get("responses", {}).values():
+        content = response.get("content", {})
+        if PROBLEM_MEDIA_TYPE in content and "application/json" in content:
+            content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")

@@ -1,0 +1,235 @@
+"""Donations: record one, list a fund's (masked for the public, full for auditors), refund,
+reverse."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response
+
+from api.auth import Caller
+from api.deps import (
+    DEFAULT_LIMIT,
+    READER,
+    Cursor,
+    IdempotencyKey,
+    Limit,
+    ReaderCaller,
+    ServicesDep,
+    TreasurerCaller,
+)
+from api.errors import problem_responses
+from api.funds import REPLAYED, SlugPath
+from api.money import amount_minor
+from api.reads import donation_full_out, donation_public_out, donation_row, donation_rows, money
+from api.schemas import (
+    DonationCreated,
+    DonationIn,
+    DonationPage,
+    DonationReversedOut,
+    DonorDetailsOut,
+    InKindOut,
+    RefundCreated,
+    RefundIn,
+    ReversalIn,
+)
+from api.services import Services, json_response
+from ledger.application import DonorIn
+from ledger.domain.common import entity_id
+from ledger.domain.donation import Donation
+from ledger.domain.errors import LedgerError
+from projections.queries import fund_row
+
+router = APIRouter(tags=["donations"])
+
+DonationIdPath = Annotated[str, Path(max_length=64, description="The donation's id")]
+
+
+@router.post(
+    "/api/funds/{slug}/donations",
+    status_code=201,
+    response_model=DonationCreated,
+    summary="Record a donation",
+    responses={**REPLAYED, **problem_responses(400, 401, 403, 404, 409, 413, 422)},
+)
+async def record_donation(
+    caller: TreasurerCaller,
+    key: IdempotencyKey,
+    slug: SlugPath,
+    body: DonationIn,
+    services: ServicesDep,
+) -> Response:
+    def work() -> Response:
+        currency = services.currency_of(slug)
+        minor = amount_minor(body.amount, currency=currency)
+        donor = body.donor
+        recorded = services.write(
+            lambda: services.ledger.record_donation(
+                slug=slug,
+                key=key,
+                amount_minor=minor,
+                received_on=body.received_on,
+                channel=body.channel,
+                purpose=body.purpose,
+                donor=DonorIn(
+                    name=donor.name,
+                    contact=donor.contact,
+                    anonymous=donor.anonymous,
+                    public_name=donor.public_name,
+                ),
+                external_ref=body.external_ref,
+                note=body.note,
+                in_kind=body.in_kind.model_dump() if body.in_kind is not None else None,
+                actor=caller.name,
+            )
+        )
+        return json_response(
+            donation_created(recorded.value), status_code=201 if recorded.created else 200
+        )
+
+    return await services.run(work)
+
+
+def donation_created(donation: Donation) -> DonationCreated:
+    """What never changes about a donation: the answer to its creation and to retries."""
+    in_kind = donation.in_kind
+    return DonationCreated(
+        id=str(donation.id),
+        fund=donation.fund_slug,
+        receipt_no=donation.receipt_no,
+        amount=money(donation.amount_minor, donation.currency),
+        currency=donation.currency,
+        received_on=donation.received_on,  # type: ignore[arg-type]
+        channel=donation.channel,
+        purpose=donation.purpose or None,
+        donor=donation.donor_public_name,
+        in_kind=InKindOut(**in_kind) if in_kind else None,
+    )
+
+
+@router.get(
+    "/api/funds/{slug}/donations",
+    response_model=DonationPage,
+    summary="A fund's donations, newest first",
+    description="Without a token (or with a committee token): the public view, donors "
+    "masked. Treasurers and admins: every field but the donor's details; auditors: the "
+    "donor's decrypted name and contact too.",
+    responses=problem_responses(401, 404, 422),
+)
+def list_donations(
+    caller: ReaderCaller,
+    slug: SlugPath,
+    services: ServicesDep,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: Cursor = None,
+) -> DonationPage:
+    with services.read() as conn:
+        fund = fund_row(conn, slug)
+        rows, next_cursor = donation_rows(conn, fund["fund_id"], limit=limit, cursor=cursor)
+    if caller is None or caller.role not in READER.elevated:
+        return DonationPage(items=[donation_public_out(r) for r in rows], next_cursor=next_cursor)
+    items = [
+        donation_full_out(r, _donor_details(services, r) if caller.role == "auditor" else None)
+        for r in rows
+    ]
+    return DonationPage(items=list(items), next_cursor=next_cursor)
+
+
+def _donor_details(services: Services, row: dict[str, object]) -> DonorDetailsOut | None:
+    if not row["donor_details_kept"]:
+        return None
+    personal = services.donor_details(str(row["donation_id"]))
+    if personal is None:
+        return None
+    return DonorDetailsOut(name=personal.name, contact=personal.contact)
+
+
+def _donation_fund(services: Services, caller: Caller, donation_id: str) -> tuple[str, str]:
+    """The donation's fund and currency; the caller must be allowed to write there."""
+    try:
+        with services.read() as conn:
+            row = donation_row(conn, donation_id)
+        slug, currency = str(row["fund_slug"]), str(row["currency"])
+    except LedgerError:
+        donation = services.ledger.get_donation(donation_id)  # not projected yet, or unknown
+        slug, currency = donation.fund_slug, donation.currency
+    caller.check_fund(slug)
+    return slug, currency
+
+
+@router.post(
+    "/api/donations/{donation_id}/refunds",
+    status_code=201,
+    response_model=RefundCreated,
+    summary="Refund part or all of a donation",
+    responses={**REPLAYED, **problem_responses(400, 401, 403, 404, 409, 413, 422)},
+)
+def refund_donation(
+    caller: TreasurerCaller,
+    key: IdempotencyKey,
+    donation_id: DonationIdPath,
+    body: RefundIn,
+    services: ServicesDep,
+    response: Response,
+) -> RefundCreated:
+    slug, currency = _donation_fund(services, caller, donation_id)
+    minor = amount_minor(body.amount, currency=currency)
+    recorded = services.write(
+        lambda: services.ledger.refund_donation(
+            donation_id=donation_id,
+            key=key,
+            amount_minor=minor,
+            refunded_on=body.refunded_on,
+            reason=body.reason,
+            actor=caller.name,
+        )
+    )
+    if not recorded.created:
+        response.status_code = 200
+    donation = recorded.value
+    refund_id = str(entity_id(f"{slug}:{donation.id}", "refund", key))
+    _amount, refunded_on, _sha = donation.refunds[refund_id]
+    return RefundCreated(
+        id=refund_id,
+        donation_id=str(donation.id),
+        receipt_no=donation.receipt_no,
+        amount=money(minor, currency),
+        currency=currency,
+        refunded_on=refunded_on,
+        reason=body.reason,
+    )
+
+
+@router.post(
+    "/api/donations/{donation_id}/reversal",
+    response_model=DonationReversedOut,
+    summary="Reverse a donation recorded in error (whole; nothing is edited)",
+    responses=problem_responses(401, 403, 404, 409, 413, 422),
+)
+def reverse_donation(
+    caller: TreasurerCaller,
+    donation_id: DonationIdPath,
+    body: ReversalIn,
+    services: ServicesDep,
+) -> DonationReversedOut:
+    _donation_fund(services, caller, donation_id)
+    donation = services.write(
+        lambda: services.ledger.reverse_donation(
+            donation_id=donation_id,
+            reason=body.reason,
+            reversed_on=body.reversed_on,
+            actor=caller.name,
+        )
+    )
+    # A reversal takes back what was not refunded; the aggregate counts it as refunded.
+    reversed_minor = donation.refunded_minor - sum(int(r[0]) for r in donation.refunds.values())
+    with services.read() as conn:
+        row = donation_row(conn, str(donation.id))
+    return DonationReversedOut(
+        id=str(donation.id),
+        receipt_no=donation.receipt_no,
+        reversed=money(reversed_minor, donation.currency),
+        currency=donation.currency,
+        reversed_on=row["reversed_on"] or body.reversed_on or services.today(),
+        reason=donation.reversal_reason or body.reason,
+    )

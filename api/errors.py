@@ -1,0 +1,352 @@
+"""Errors at the HTTP edge: one table maps exception classes to a status, and every error
+leaves as ``application/problem+json`` (RFC 9457) with a stable ``type`` slug::
+
+    type     the error's slug, e.g. "insufficient-funds" (stable; listed in docs/api.md)
+    title    a short, fixed sentence per type
+    status   the HTTP status
+    detail   what happened this time
+    ...      the error's facts (field, fund, id, ...) as extension members
+
+Ledger errors (``ledger.domain.errors``) carry their own slug; the edge's own problems
+(authentication, idempotency keys, body size, routing) are the ``ApiProblem`` classes below.
+Anything else is a bug: logged with its traceback, answered ``500 internal-error`` without
+one. Routers never build error responses themselves: they raise.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    LedgerError,
+    NotFound,
+    RuleViolated,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
+
+
+class ProblemResponse(JSONResponse):
+    media_type = PROBLEM_MEDIA_TYPE
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem; the error's facts come as extra members."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="Stable slug of the error, e.g. insufficient-funds")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = Field(default=None, description="The request's path")
+
+
+# -- the edge's own problems ------------------------------------------------------------------
+
+
+class ApiProblem(Exception):
+    """A problem found by the HTTP edge itself (not a ledger rule)."""
+
+    slug: ClassVar[str] = "bad-request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(
+        self, detail: str, *, headers: Mapping[str, str] | None = None, **facts: Any
+    ) -> None:
+        super().__init__(detail)
+        self.message = detail
+        self.headers = dict(headers or {})
+        self.facts = facts
+
+
+class BadRequest(ApiProblem):
+    slug = "bad-request"
+    title = "Bad request"
+
+
+class Unauthorized(ApiProblem):
+    slug = "unauthorized"
+    title = "A valid bearer token is needed"
+
+    def __init__(self, detail: str, **facts: Any) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": "Bearer"}, **facts)
+
+
+class RoleNotAllowed(ApiProblem):
+    slug = "role-not-allowed"
+    title = "The token's role may not do this"
+
+
+class FundNotAllowed(ApiProblem):
+    slug = "fund-not-allowed"
+    title = "The token may not write to this fund"
+
+
+class IdempotencyKeyMissing(ApiProblem):
+    slug = "idempotency-key-missing"
+    title = "An Idempotency-Key header is needed"
+
+
+class IdempotencyKeyInvalid(ApiProblem):
+    slug = "idempotency-key-invalid"
+    title = "The Idempotency-Key header is not valid"
+
+
+class BodyTooLarge(ApiProblem):
+    slug = "body-too-large"
+    title = "The request body is too large"
+
+
+class ValidationFailed(ApiProblem):
+    slug = "validation-error"
+    title = "The request is not valid"
+
+
+class InvalidCursor(ApiProblem):
+    slug = "invalid-cursor"
+    title = "The cursor is not one this API gave out"
+
+
+class RouteNotFound(ApiProblem):
+    slug = "route-not-found"
+    title = "No such route"
+
+
+class MethodNotAllowed(ApiProblem):
+    slug = "method-not-allowed"
+    title = "Method not allowed"
+
+
+class Unavailable(ApiProblem):
+    slug = "unavailable"
+    title = "The ledger is not available"
+
+
+class InternalError(ApiProblem):
+    slug = "internal-error"
+    title = "Internal error"
+
+
+# -- the table ---------------------------------------------------------------------------------
+
+# Exception class -> HTTP status; the most specific class of an exception's MRO wins.
+STATUS_OF: dict[type[Exception], int] = {
+    # ledger errors
+    InvalidInput: 422,
+    NotFound: 404,
+    Forbidden: 403,
+    RuleViolated: 409,
+    Conflict: 409,
+    LedgerError: 400,
+    # the edge's own
+    BadRequest: 400,
+    IdempotencyKeyMissing: 400,
+    IdempotencyKeyInvalid: 400,
+    Unauthorized: 401,
+    RoleNotAllowed: 403,
+    FundNotAllowed: 403,
+    RouteNotFound: 404,
+    MethodNotAllowed: 405,
+    BodyTooLarge: 413,
+    ValidationFailed: 422,
+    InvalidCursor: 422,
+    InternalError: 500,
+    Unavailable: 503,
+}
+
+
+def status_for(error_class: type[BaseException]) -> int:
+    for cls in error_class.__mro__:
+        status = STATUS_OF.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def status_of(error: BaseException) -> int:
+    return status_for(type(error))
+
+
+def all_problem_types() -> dict[str, tuple[int, str]]:
+    """Every problem type this API can answer with: slug -> (status, title)."""
+    out: dict[str, tuple[int, str]] = {}
+
+    def walk(cls: type[Any]) -> None:
+        slug = getattr(cls, "slug", None)
+        if isinstance(slug, str) and cls is not ApiProblem:
+            out.setdefault(slug, (status_for(cls), cls.title))
+        for sub in cls.__subclasses__():
+            walk(sub)
+
+    walk(LedgerError)
+    walk(ApiProblem)
+    return dict(sorted(out.items()))
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def problem_body(
+    *,
+    slug: str,
+    title: str,
+    status: int,
+    detail: str,
+    instance: str | None,
+    facts: Mapping[str, Any],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": slug, "title": title, "status": status, "detail": detail}
+    if instance is not None:
+        body["instance"] = instance
+    for key, value in facts.items():
+        if key not in _RESERVED:
+            body[key] = _plain(value)
+    return body
+
+
+def problem_response(
+    error: LedgerError | ApiProblem, *, instance: str | None = None
+) -> ProblemResponse:
+    status = status_of(error)
+    body = problem_body(
+        slug=error.slug,
+        title=error.title,
+        status=status,
+        detail=error.message,
+        instance=instance,
+        facts=error.facts,
+    )
+    headers = error.headers if isinstance(error, ApiProblem) else None
+    return ProblemResponse(body, status_code=status, headers=headers)
+
+
+def _field_of(loc: Sequence[Any]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_problem(errors: Sequence[Any]) -> ValidationFailed:
+    items = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        items.append(
+            {
+                "field": _field_of(loc),
+                "location": str(loc[0]) if loc else "body",
+                "message": str(error.get("msg", "")),
+                "kind": str(error.get("type", "")),
+            }
+        )
+    first = items[0] if items else {"field": "body", "message": "invalid request"}
+    detail = f"{first['field']}: {first['message']}"
+    if len(items) > 1:
+        detail += f" (and {len(items) - 1} more)"
+    return ValidationFailed(detail, field=first["field"], errors=items)
+
+
+# -- handlers ----------------------------------------------------------------------------------
+
+
+async def _ledger_error(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, (LedgerError, ApiProblem))
+    return problem_response(exc, instance=request.url.path)
+
+
+async def _request_validation(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, RequestValidationError)
+    return problem_response(validation_problem(exc.errors()), instance=request.url.path)
+
+
+async def _http_exception(request: Request, exc: Exception) -> ProblemResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    problem: ApiProblem
+    if exc.status_code == 404:
+        problem = RouteNotFound(f"no route {request.method} {request.url.path}")
+    elif exc.status_code == 405:
+        problem = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 413:
+        problem = BodyTooLarge(str(exc.detail))
+    else:
+        problem = BadRequest(str(exc.detail))
+    response = problem_response(problem, instance=request.url.path)
+    for name, value in (exc.headers or {}).items():
+        response.headers.setdefault(name, value)
+    if exc.status_code not in STATUS_OF.values():
+        response.status_code = exc.status_code
+    return response
+
+
+async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
+    log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(
+        InternalError("something went wrong on the server; it has been logged"),
+        instance=request.url.path,
+    )
+
+
+def install_handlers(api: FastAPI) -> None:
+    api.add_exception_handler(LedgerError, _ledger_error)
+    api.add_exception_handler(ApiProblem, _ledger_error)
+    api.add_exception_handler(RequestValidationError, _request_validation)
+    api.add_exception_handler(StarletteHTTPException, _http_exception)
+    api.add_exception_handler(Exception, _unexpected)
+
+
+# -- OpenAPI -----------------------------------------------------------------------------------
+
+DESCRIPTIONS = {
+    400: "Bad request (a missing or invalid Idempotency-Key header)",
+    401: "Missing, unknown or revoked bearer token",
+    403: "The token's role or funds do not allow this, or a ledger rule of duty (self-approval)",
+    404: "No such fund, donation, grant, expense or tranche",
+    409: "A ledger rule refuses this, or the Idempotency-Key was used for other content",
+    413: "Request body larger than 64 KiB",
+    422: "Invalid input (a field, an amount, a date, an unknown field)",
+    500: "Internal error (logged on the server)",
+    503: "The ledger's store is not reachable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` of a route: each status with the Problem model."""
+    return {
+        status: {
+            "model": Problem,
+            "description": DESCRIPTIONS[status],
+            "content": {PROBLEM_MEDIA_TYPE: {}},
+        }
+        for status in sorted(set(statuses) | {500})
+    }

@@ -1,0 +1,477 @@
+"""Request and response models of the HTTP API.
+
+Requests (``*In``) forbid unknown fields and are strict: money is a decimal string (checked
+against the fund's currency by the router: ``parse_amount``), dates are ISO ``YYYY-MM-DD``
+strings, flags are JSON booleans. Responses (``*Out``) are separate models; money leaves as
+decimal strings in the fund's currency. Neither kind reaches the domain.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
+
+from api.limits import (
+    AMOUNT_LEN_MAX,
+    COMMITTEE_SIZE_MAX,
+    EXTERNAL_REF_LEN,
+    NAME_LEN,
+    PURPOSES_MAX,
+    TEXT_LEN,
+)
+from ledger.domain.common import APPROVALS_REQUIRED_MAX
+from ledger.domain.donation import CHANNELS
+from ledger.domain.fund import EXPENSE_CATEGORIES
+from ledger.domain.grant import DISBURSEMENT_METHODS, STATUSES
+
+SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
+CODE_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+AMOUNT_PATTERN = r"^[0-9]{1,18}(?:\.[0-9]{1,18})?$"
+PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+
+
+def _iso_date_text(value: Any) -> Any:
+    """Dates come as ISO text only (not numbers, which pydantic would read as timestamps)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or len(value) != 10:
+        raise ValueError("must be an ISO date, YYYY-MM-DD")
+    return value
+
+
+Amount = Annotated[
+    str,
+    StringConstraints(pattern=AMOUNT_PATTERN, max_length=AMOUNT_LEN_MAX),
+    Field(
+        description='A decimal string in the fund\'s currency, e.g. "100.00"; no more '
+        "fractional digits than the currency has, more than zero",
+        examples=["100.00"],
+    ),
+]
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LEN)]
+Text = Annotated[str, StringConstraints(max_length=TEXT_LEN)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
+Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
+Channel = Literal[CHANNELS]  # type: ignore[valid-type]
+Category = Literal[EXPENSE_CATEGORIES]  # type: ignore[valid-type]
+Method = Literal[DISBURSEMENT_METHODS]  # type: ignore[valid-type]
+Status = Literal[STATUSES]  # type: ignore[valid-type]
+DonationStatus = Literal["received", "partially_refunded", "refunded", "reversed"]
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ----------------------------------------------------------------------------------
+
+
+class PurposeIn(RequestModel):
+    code: Code
+    name: Name
+
+
+class FundIn(RequestModel):
+    slug: Slug
+    name: Name
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] = Field(
+        description="ISO 4217 code, e.g. CNY"
+    )
+    description: Text = ""
+    host: Name
+    committee: Annotated[list[Name], Field(min_length=1, max_length=COMMITTEE_SIZE_MAX)]
+    approvals_required: Annotated[StrictInt, Field(ge=1, le=APPROVALS_REQUIRED_MAX)] = 2
+    purposes: Annotated[list[PurposeIn], Field(max_length=PURPOSES_MAX)] = []
+
+
+class DonorIn(RequestModel):
+    name: Name | None = Field(default=None, description="Kept encrypted; auditors only")
+    contact: Name | None = Field(default=None, description="Kept encrypted; auditors only")
+    anonymous: StrictBool = Field(default=False, description="Shown as 爱心人士 to the public")
+    public_name: Name | None = Field(
+        default=None, description="The name the public sees (default: the name masked, 张*)"
+    )
+
+
+class InKindIn(RequestModel):
+    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+    valuation_basis: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+
+
+class DonationIn(RequestModel):
+    amount: Amount
+    received_on: IsoDate
+    channel: Channel
+    purpose: Code | None = None
+    donor: DonorIn = Field(default_factory=lambda: DonorIn(anonymous=True))
+    external_ref: (
+        Annotated[str, StringConstraints(min_length=1, max_length=EXTERNAL_REF_LEN)] | None
+    ) = None
+    note: Text = ""
+    in_kind: InKindIn | None = None
+
+
+class RefundIn(RequestModel):
+    amount: Amount
+    refunded_on: IsoDate | None = Field(default=None, description="Default: today")
+    reason: Reason
+
+
+class ReversalIn(RequestModel):
+    reason: Reason
+    reversed_on: IsoDate | None = Field(default=None, description="Default: today")
+
+
+class ReasonIn(RequestModel):
+    reason: Reason
+
+
+class GranteeIn(RequestModel):
+    name: Name
+    id: Name | None = Field(default=None, description="e.g. an organisation code")
+
+
+class GrantIn(RequestModel):
+    title: Name
+    description: Text = ""
+    purpose: Code | None = None
+    grantee: GranteeIn
+    amount: Amount
+
+
+class ApprovalIn(RequestModel):
+    note: Text = ""
+
+
+class DisbursementIn(RequestModel):
+    amount: Amount
+    paid_on: IsoDate | None = Field(default=None, description="Default: today")
+    method: Method
+    reference: Name
+    evidence_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+
+
+class ExpenseIn(RequestModel):
+    amount: Amount
+    category: Category
+    paid_on: IsoDate
+    payee: Name
+    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+    purpose: Code | None = None
+
+
+# -- responses ---------------------------------------------------------------------------------
+
+
+class FiguresOut(BaseModel):
+    """One set of figures, decimal strings. on_hand = received − refunded − disbursed −
+    expenses; available = on_hand − (committed − released − disbursed)."""
+
+    received: str
+    refunded: str
+    committed: str
+    released: str
+    disbursed: str
+    expenses: str
+    on_hand: str
+    available: str
+
+
+class FundFiguresOut(BaseModel):
+    totals: FiguresOut
+    unrestricted: FiguresOut
+    purposes: dict[str, FiguresOut] = Field(description="By purpose code")
+
+
+class PurposeOut(BaseModel):
+    code: str
+    name: str
+
+
+class FundOut(BaseModel):
+    slug: str
+    name: str
+    currency: str
+    description: str
+    host: str
+    committee: list[str]
+    approvals_required: int
+    purposes: list[PurposeOut]
+    closed_periods: list[str]
+    figures: FundFiguresOut
+
+
+class FundPage(BaseModel):
+    items: list[FundOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page")
+
+
+class InKindOut(BaseModel):
+    description: str
+    valuation_basis: str
+
+
+class DonationCreated(BaseModel):
+    id: str
+    fund: str
+    receipt_no: str
+    amount: str
+    currency: str
+    received_on: date
+    channel: str
+    purpose: str | None
+    donor: str = Field(description="The donor as the public sees them")
+    in_kind: InKindOut | None
+
+
+class DonationPublicOut(BaseModel):
+    """A donation as anyone may see it (the donor masked or as they chose)."""
+
+    receipt_no: str
+    fund: str
+    amount: str
+    currency: str
+    received_on: date
+    channel: str
+    purpose: str | None
+    donor: str
+    in_kind_description: str | None
+    refunded: str
+    reversed: str
+    status: DonationStatus
+
+
+class DonorDetailsOut(BaseModel):
+    name: str | None
+    contact: str | None
+
+
+class DonationFullOut(DonationPublicOut):
+    """What treasurers, admins and auditors see; ``donor_details`` (decrypted) for auditors
+    only, null once the donor was erased."""
+
+    id: str
+    donor_id: str
+    donor_anonymous: bool
+    donor_erased: bool
+    external_ref: str | None
+    note: str
+    in_kind_valuation_basis: str | None
+    reversed_on: date | None
+    reversal_reason: str | None
+    recorded_at: datetime
+    recorded_by: str
+    donor_details: DonorDetailsOut | None
+
+
+class DonationPage(BaseModel):
+    items: list[DonationFullOut | DonationPublicOut]
+    next_cursor: str | None
+
+
+class RefundCreated(BaseModel):
+    id: str
+    donation_id: str
+    receipt_no: str
+    amount: str
+    currency: str
+    refunded_on: date
+    reason: str
+
+
+class DonationReversedOut(BaseModel):
+    id: str
+    receipt_no: str
+    reversed: str = Field(description="The amount taken back (what was not refunded)")
+    currency: str
+    reversed_on: date
+    reason: str
+
+
+class ApprovalOut(BaseModel):
+    member: str
+    note: str
+    approved_on: date
+
+
+class TrancheOut(BaseModel):
+    no: int
+    amount: str
+    paid_on: date
+    method: str
+    reference: str
+    evidence_sha256: str | None
+    reversed: bool
+
+
+class GranteeOut(BaseModel):
+    name: str
+    id: str | None
+
+
+class GrantOut(BaseModel):
+    id: str
+    fund: str
+    title: str
+    description: str
+    purpose: str | None
+    grantee: GranteeOut
+    status: Status
+    amount: str
+    currency: str
+    committed: str
+    disbursed: str
+    released: str
+    proposed_on: date
+    proposed_by: str
+    closing_reason: str | None
+    approvals: list[ApprovalOut]
+    tranches: list[TrancheOut]
+
+
+class GrantPage(BaseModel):
+    items: list[GrantOut]
+    next_cursor: str | None
+
+
+class DisbursementCreated(BaseModel):
+    grant_id: str
+    tranche_no: int
+    amount: str
+    currency: str
+    paid_on: date
+    method: str
+    reference: str
+    evidence_sha256: str | None
+
+
+class ExpenseCreated(BaseModel):
+    id: str
+    fund: str
+    amount: str
+    currency: str
+    category: str
+    paid_on: date
+    payee: str
+    description: str
+    purpose: str | None
+
+
+class ExpenseOut(ExpenseCreated):
+    reversed: bool
+    reversed_on: date | None
+    reversal_reason: str | None
+
+
+class BalanceOut(BaseModel):
+    fund: str
+    currency: str
+    as_of: date | None = Field(description="Entries dated up to this business day")
+    known_at: datetime | None = Field(description="Entries recorded up to this instant")
+    figures: FundFiguresOut
+
+
+class FlowsOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    in_: str = Field(alias="in")
+    refunded: str
+    committed: str
+    released: str
+    disbursed: str
+    expenses: str
+    spending: str = Field(description="disbursed + expenses")
+    expenses_by_category: dict[str, str]
+
+
+class PurposeReportOut(BaseModel):
+    code: str = Field(description='"" for unrestricted money')
+    name: str
+    opening: FiguresOut
+    closing: FiguresOut
+    flows: FlowsOut
+
+
+class MonthOut(BaseModel):
+    month: str
+    flows: FlowsOut
+
+
+class ReportTrancheOut(BaseModel):
+    no: int
+    amount: str
+    paid_on: date
+    method: str
+    reference: str
+    reversed: bool
+    reversed_on: date | None
+    in_period: bool
+
+
+class ReportGrantOut(BaseModel):
+    id: str
+    title: str
+    grantee: str
+    purpose: str | None
+    status: Status
+    amount: str
+    committed: str
+    disbursed: str
+    released: str
+    proposed_on: date
+    committed_on: date | None
+    ended_on: date | None
+    approvals: list[ApprovalOut]
+    tranches: list[ReportTrancheOut]
+
+
+class ReportOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+
+    fund: str
+    name: str
+    currency: str
+    host: str
+    description: str
+    committee: list[str]
+    date_from: date = Field(alias="from")
+    date_to: date = Field(alias="to")
+    opening: FundFiguresOut = Field(description="At the end of the day before `from`")
+    closing: FundFiguresOut = Field(description="At the end of `to`")
+    flows: FlowsOut
+    purposes: list[PurposeReportOut]
+    months: list[MonthOut]
+    grants: list[ReportGrantOut]
+    donations_count: int
+    administration_share: str | None = Field(
+        description="Administration expenses over spending, 4 places; null if nothing spent"
+    )
+    position: int = Field(description="The read models' position in the event log")
+
+
+class ProjectionHealthOut(BaseModel):
+    name: str
+    position: int
+    lag: int
+    failing: bool
+    error: str | None
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    store: Literal["reachable"]
+    head: int
+    lag: int = Field(description="Events the slowest projection is behind")
+    projections: list[ProjectionHealthOut]

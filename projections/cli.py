@@ -1,0 +1,134 @@
+"""``ledger projections …``: the read models' status and rebuild.
+
+``projections_app`` is a Typer app; the ``ledger`` command line mounts it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy import Engine
+
+from ledger.application import LedgerApp, create_app
+from ledger.domain.errors import LedgerError
+from ledger.settings import get_settings
+from projections.db import make_engine
+from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
+from projections.runner import projection_status
+from projections.schema import PROJECTION_NAMES, UnknownProjection, ensure_schema
+
+projections_app = typer.Typer(
+    help="Read models: where they are in the event log, and rebuilding them.",
+    no_args_is_help=True,
+)
+console = Console()
+errors = Console(stderr=True)
+
+
+@contextmanager
+def _opened() -> Iterator[tuple[LedgerApp, Engine]]:
+    settings = get_settings()
+    try:
+        app = create_app(settings)
+        engine = make_engine(settings.database_url)
+    except LedgerError as e:
+        errors.print(f"error: {e}")
+        raise typer.Exit(1) from None
+    try:
+        yield app, engine
+    finally:
+        engine.dispose()
+        app.close()
+
+
+@projections_app.command()
+def status(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Position, lag and version of each projection."""
+    with _opened() as (app, engine):
+        ensure_schema(engine)
+        rows = projection_status(app, engine)
+    if as_json:
+        data: list[dict[str, Any]] = [
+            {
+                "name": r.name,
+                "version": r.version,
+                "tables_version": r.tables_version,
+                "position": r.position,
+                "head": r.head,
+                "lag": r.lag,
+                "generation": r.generation,
+                "rebuilding": r.rebuilding,
+                "stale": r.stale,
+            }
+            for r in rows
+        ]
+        console.print_json(json.dumps(data))
+        return
+    table = Table(title="Read models")
+    for column in ("projection", "version", "position", "head", "lag", "state"):
+        table.add_column(column, justify="left" if column in ("projection", "state") else "right")
+    for r in rows:
+        if r.rebuilding:
+            state = f"rebuilding (at {r.build_position or 0:,})"
+        elif r.stale:
+            state = f"needs a rebuild (tables v{r.tables_version})"
+        else:
+            state = "ok" if r.lag == 0 else "behind"
+        table.add_row(r.name, str(r.version), f"{r.position:,}", f"{r.head:,}", f"{r.lag:,}", state)
+    console.print(table)
+
+
+@projections_app.command("rebuild")
+def rebuild_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help=f"One projection ({', '.join(PROJECTION_NAMES)}); all if left out."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(min=100, max=100_000, help="Events per transaction.")
+    ] = REBUILD_BATCH_EVENTS,
+) -> None:
+    """Rebuild read models from the whole event log into new tables, then swap them in."""
+    names = None if name is None else [name]
+    with _opened() as (app, engine):
+        columns = (
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=console, transient=False) as progress:
+            task = progress.add_task(f"rebuilding {name or 'all'}", total=None)
+
+            def advance(position: int, head: int) -> None:
+                progress.update(task, completed=position, total=max(head, 1))
+
+            try:
+                result = rebuild(app, engine, names, batch_size=batch_size, progress=advance)
+            except UnknownProjection as e:
+                errors.print(f"error: {e}")
+                raise typer.Exit(2) from None
+    console.print(
+        f"rebuilt {', '.join(result.names)}: {result.events:,} events in "
+        f"{result.elapsed_s:.1f} s ({result.events_per_s:,.0f}/s), generation "
+        f"{result.generation}, at notification {result.position:,}"
+    )

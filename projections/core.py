@@ -1,0 +1,617 @@
+"""The machinery every read model shares: a projection, its row cache, and the projector
+that feeds a batch of the event log to projections in one transaction.
+
+Exactly-once: a batch's rows and each projection's tracking position (``rm_projections``)
+are written in one SQLAlchemy transaction, and inside that transaction the projector first
+reads (and on PostgreSQL locks) the positions and skips every event at or below them. A
+re-delivered event therefore changes nothing, and a batch that fails leaves nothing behind.
+
+Speed: a projection keeps the rows it touches in memory (``Rows``) across batches, applies
+a whole batch there, and writes each changed row once per batch with ``executemany``. The
+cache is trusted only while the tracking row still says what this process last wrote
+(same generation, same position); anything else — another process advanced it, a rebuild
+swapped the tables, a batch failed — empties it.
+
+Errors::
+
+    ProjectionError            a handler or a flush failed; names the projection and position
+      (its cause may be)
+      InvariantBroken          the log breaks a rule the read model relies on (say a
+                               negative balance): loud, never skipped
+    RebuildSuperseded          another rebuild took over the same projection
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import islice
+from operator import itemgetter
+from typing import Any, ClassVar, cast
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    JSONTranscoder,
+    Mapper,
+    Notification,
+    find_id_convertor,
+)
+from eventsourcing.utils import resolve_topic
+from orjson import loads as json_loads
+from sqlalchemy import (
+    Boolean,
+    Connection,
+    Dialect,
+    Engine,
+    Index,
+    String,
+    Table,
+    and_,
+    bindparam,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from projections.db import write_engine
+from projections.tables import IsoDate, Tables, UtcDateTime, projection_state, sqlite_instant
+
+log = logging.getLogger(__name__)
+
+ROWS_CACHED_MAX = 50_000  # per table, between batches
+BATCH_EVENTS_MAX = 5_000
+
+
+class ProjectionError(Exception):
+    """A projection failed on an event (``position``) or while writing a batch."""
+
+    def __init__(self, name: str, position: int, cause: BaseException) -> None:
+        super().__init__(f"projection {name!r} failed at notification {position}: {cause!r}")
+        self.name = name
+        self.position = position
+        self.cause = cause
+
+    @property
+    def transient(self) -> bool:
+        """A database that is busy or unreachable, rather than a bug or a broken invariant."""
+        cause = self.cause
+        if isinstance(cause, OperationalError):
+            return True
+        return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
+
+
+class InvariantBroken(Exception):
+    """A projection found the ledger breaking a rule it relies on (say a negative balance)."""
+
+
+class RebuildSuperseded(Exception):
+    """Another rebuild of the same projection started after this one."""
+
+
+Key = Any
+Row = dict[str, Any]
+
+
+class TableWriter:
+    """INSERT and UPDATE-by-key statements of one table, compiled once per dialect and run
+    with the driver's ``executemany``: SQLAlchemy's per-row parameter handling costs more
+    than the database's work on a rebuild. Values still go through each column type's own
+    bind processor (dates, instants, JSON), so the rows are what Core would write."""
+
+    def __init__(self, table: Table, dialect: Dialect) -> None:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        if dialect.paramstyle not in ("qmark", "format", "pyformat"):
+            raise NotImplementedError(f"paramstyle {dialect.paramstyle}")
+        columns = list(table.columns)
+        self.names = [c.name for c in columns]
+        self.key_names = [c.name for c in columns if c.primary_key]
+        self.value_names = [c.name for c in columns if not c.primary_key]
+        name = quote(table.name)
+        self.insert_sql = (
+            f"INSERT INTO {name} ({', '.join(quote(n) for n in self.names)}) "
+            f"VALUES ({', '.join(mark for _ in self.names)})"
+        )
+        self.update_sql = (
+            f"UPDATE {name} SET {', '.join(f'{quote(n)} = {mark}' for n in self.value_names)} "
+            f"WHERE {' AND '.join(f'{quote(n)} = {mark}' for n in self.key_names)}"
+        )
+        # Both drivers take ``bool`` and ISO dates (text or ``date``) as they are. Instants
+        # are converted in the row itself (the stored form is a valid value again); JSON
+        # goes through its column type's processor on a copy.
+        self._in_place: list[tuple[str, Callable[[Any], Any]]] = []
+        processors: dict[str, Any] = {}
+        for c in columns:
+            if isinstance(c.type, IsoDate | Boolean):
+                continue
+            if isinstance(c.type, UtcDateTime):
+                if dialect.name == "sqlite":
+                    self._in_place.append((c.name, sqlite_instant))
+                continue
+            processors[c.name] = c.type._cached_bind_processor(dialect)
+        insert_order = self.names
+        update_order = self.value_names + self.key_names
+        self._insert_get = itemgetter(*insert_order)
+        self._update_get = itemgetter(*update_order)
+        self._insert_procs = [
+            (i, f) for i, n in enumerate(insert_order) if (f := processors.get(n)) is not None
+        ]
+        self._update_procs = [
+            (i, f) for i, n in enumerate(update_order) if (f := processors.get(n)) is not None
+        ]
+
+    def _tuples(
+        self, rows: Iterable[Row], get: Callable[[Row], Any], procs: list[tuple[int, Any]]
+    ) -> list[Any]:
+        if self._in_place:
+            rows = list(rows)
+            for name, convert in self._in_place:
+                for row in rows:
+                    row[name] = convert(row[name])
+        if not procs:
+            return list(map(get, rows))
+        out = []
+        for row in rows:
+            values = list(get(row))
+            for i, process in procs:
+                values[i] = process(values[i])
+            out.append(tuple(values))
+        return out
+
+    def insert(self, conn: Connection, rows: Iterable[Row]) -> None:
+        params = self._tuples(rows, self._insert_get, self._insert_procs)
+        if params:
+            conn.exec_driver_sql(self.insert_sql, params)
+
+    def update(self, conn: Connection, rows: Iterable[Row]) -> None:
+        params = self._tuples(rows, self._update_get, self._update_procs)
+        if params:
+            conn.exec_driver_sql(self.update_sql, params)
+
+
+class Part:
+    """What a projection keeps of one table during a batch."""
+
+    def __init__(self, table: Table) -> None:
+        self.table = table
+        self._writers: dict[str, TableWriter] = {}
+
+    def writer(self, conn: Connection) -> TableWriter:
+        dialect = conn.dialect
+        writer = self._writers.get(dialect.name)
+        if writer is None:
+            writer = self._writers[dialect.name] = TableWriter(self.table, dialect)
+        return writer
+
+    def flush(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def committed(self) -> None:
+        raise NotImplementedError
+
+    def reset(self, *, empty: bool) -> None:
+        raise NotImplementedError
+
+
+class Rows(Part):
+    """The rows of one table that a projection touches, keyed by primary key.
+
+    ``get`` serves from memory or loads the row; ``add`` and ``changed`` mark what ``flush``
+    writes (inserts, then full-row updates by key). Between batches at most ``cached_max``
+    rows are kept (oldest first out). While ``complete`` (the table was empty when the
+    cache started and nothing was evicted since) a key not in memory is not in the table.
+    """
+
+    def __init__(self, table: Table, cached_max: int = ROWS_CACHED_MAX) -> None:
+        super().__init__(table)
+        self.key_names = tuple(c.name for c in table.primary_key.columns)
+        self.cached_max = cached_max
+        self.cache: dict[Key, Row] = {}
+        self.new: dict[Key, Row] = {}
+        self.dirty: dict[Key, Row] = {}
+        self.complete = False
+        key_cols = [table.c[n] for n in self.key_names]
+        # Loaded rows keep business dates as the driver gives them (ISO text on SQLite),
+        # ready to be written back as they are.
+        self._select = select(
+            *(type_coerce(c, String) if isinstance(c.type, IsoDate) else c for c in table.c)
+        ).where(and_(*(c == bindparam(f"k_{c.name}") for c in key_cols)))
+
+    def get(self, conn: Connection, key: Key) -> Row | None:
+        row = self.cache.get(key)
+        if row is not None or self.complete:
+            return row
+        keys = key if isinstance(key, tuple) else (key,)
+        params = {f"k_{n}": v for n, v in zip(self.key_names, keys, strict=True)}
+        found = conn.execute(self._select, params).mappings().first()
+        if found is None:
+            return None
+        row = dict(found)
+        self.cache[key] = row
+        return row
+
+    def need(self, conn: Connection, key: Key) -> Row:
+        row = self.get(conn, key)
+        if row is None:
+            raise InvariantBroken(f"{self.table.name} has no row {key!r}")
+        return row
+
+    def add(self, key: Key, row: Row) -> None:
+        if key in self.cache:
+            raise InvariantBroken(f"{self.table.name} already has a row {key!r}")
+        self.cache[key] = row
+        self.new[key] = row
+
+    def changed(self, key: Key, row: Row) -> None:
+        if key not in self.new:
+            self.dirty[key] = row
+
+    def flush(self, conn: Connection) -> None:
+        writer = self.writer(conn)
+        writer.insert(conn, self.new.values())
+        writer.update(conn, self.dirty.values())
+
+    def committed(self) -> None:
+        self.new.clear()
+        self.dirty.clear()
+        excess = len(self.cache) - self.cached_max
+        if excess > 0:
+            for key in list(islice(self.cache, excess + self.cached_max // 4)):
+                del self.cache[key]
+            self.complete = False
+
+    def reset(self, *, empty: bool) -> None:
+        self.cache.clear()
+        self.new.clear()
+        self.dirty.clear()
+        self.complete = empty
+
+
+class Appends(Part):
+    """Rows only ever inserted (journal lines, approvals, refunds): a list per batch."""
+
+    def __init__(self, table: Table) -> None:
+        super().__init__(table)
+        self.rows: list[Row] = []
+
+    def flush(self, conn: Connection) -> None:
+        self.writer(conn).insert(conn, self.rows)
+
+    def committed(self) -> None:
+        self.rows = []
+
+    def reset(self, *, empty: bool) -> None:
+        self.rows = []
+
+
+class FastDecoder:
+    """The application mapper's ``to_domain_event``, without its slowest steps, for the
+    events where that changes nothing: no cipher or compressor, the library's JSON
+    transcoder, an event class at version 1, and no transcoded value but the timestamp.
+    Anything else goes through the mapper itself. The result is the same object: the
+    event's class with the same attributes (tests compare the two on whole histories)."""
+
+    def __init__(self, mapper: Mapper[Any]) -> None:
+        self.mapper = mapper
+        transcoder = mapper.transcoder
+        self.enabled = (
+            mapper.cipher is None
+            and mapper.compressor is None
+            and type(transcoder) is JSONTranscoder
+            and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
+        )
+        self._classes: dict[str, Any] = {}
+
+    def _class_of(self, topic: str) -> Any:
+        cls = resolve_topic(topic)
+        if getattr(cls, "class_version", 1) != 1:
+            cls = None
+        self._classes[topic] = cls
+        return cls
+
+    def __call__(self, notification: Notification) -> Any:
+        if not self.enabled:
+            return self.mapper.to_domain_event(notification)
+        topic = notification.topic
+        cls = self._classes.get(topic, _UNSEEN)
+        if cls is _UNSEEN:
+            cls = self._class_of(topic)
+        state = notification.state
+        if cls is None or state.count(b'"_type_"') != 1:
+            return self.mapper.to_domain_event(notification)
+        try:
+            event_state = json_loads(state)
+        except ValueError:  # what orjson refuses (say a lone surrogate), json may accept
+            return self.mapper.to_domain_event(notification)
+        timestamp = event_state.get("timestamp")
+        if type(timestamp) is not dict or timestamp.get("_type_") != "datetime_iso":
+            return self.mapper.to_domain_event(notification)
+        event_state["timestamp"] = datetime.fromisoformat(timestamp["_data_"])
+        originator_id = notification.originator_id
+        convert = find_id_convertor(cls, cast(Hashable, type(originator_id)))
+        event_state["originator_id"] = convert(originator_id)
+        event_state["originator_version"] = notification.originator_version
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", event_state)
+        return domain_event
+
+
+_UNSEEN = object()
+
+# (notification id, topic, domain event or None if no projection follows it, originator id)
+Decoded = tuple[int, str, Any, str]
+
+
+Handler = Callable[[int, str, Any], None]  # (notification id, originator id, event)
+
+
+class Projection:
+    """A read model: some tables, and what each event topic does to them.
+
+    Subclasses set ``name``, ``version`` (bump it when the tables or the handlers change:
+    the projection is then rebuilt), ``table_names`` (base names in ``Tables``) and map
+    topics to handler method names in ``handles``. A handler gets the event's notification
+    id, its originator id as text and the decoded domain event; it changes rows through
+    ``Rows``/``Appends`` and may read with ``self.conn`` (the batch's connection).
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[int]
+    table_names: ClassVar[tuple[str, ...]]
+    handles: ClassVar[dict[str, str]]
+
+    def __init__(self, tables: Tables) -> None:
+        self.tables = tables
+        self.conn: Connection = None  # type: ignore[assignment]  # set for each batch
+        self.handlers: dict[str, Handler] = {
+            topic: getattr(self, method) for topic, method in self.handles.items()
+        }
+        self.parts: list[Part] = []
+        # What this process last committed for the projection (generation, position);
+        # None: nothing trusted, the cache is empty.
+        self.trusted: tuple[int, int] | None = None
+        self.position = 0
+        # The caches hold every row since the tables were empty: a miss is an absence.
+        self.complete = False
+        # Secondary indexes a rebuild creates after loading; made at once if a lookup
+        # needs them first.
+        self.deferred_indexes: list[Index] = []
+
+    def rows(self, table: Table, cached_max: int = ROWS_CACHED_MAX) -> Rows:
+        part = Rows(table, cached_max)
+        self.parts.append(part)
+        return part
+
+    def appends(self, table: Table) -> Appends:
+        part = Appends(table)
+        self.parts.append(part)
+        return part
+
+    def flush(self, conn: Connection) -> None:
+        for part in self.parts:
+            part.flush(conn)
+
+    def batch_committed(self) -> None:
+        for part in self.parts:
+            part.committed()
+        self.after_commit()
+
+    def forget(self, *, empty: bool = False) -> None:
+        """Drop everything cached: the next batch reads from the tables. ``empty``: the
+        tables are known to be empty (position 0), so the caches start complete."""
+        for part in self.parts:
+            part.reset(empty=empty)
+        self.complete = empty
+        self.after_reset()
+        self.trusted = None
+
+    def need_indexes(self) -> None:
+        for index in self.deferred_indexes:
+            index.create(self.conn, checkfirst=True)
+
+    def after_commit(self) -> None:
+        """Hook: trim private caches."""
+
+    def after_reset(self) -> None:
+        """Hook: drop private caches."""
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """Which tracking columns a projector uses: the live tables', or a rebuild's."""
+
+    position: str
+    generation: str
+    version: str
+
+
+LIVE_SLOT = Slot("position", "generation", "version")
+BUILD_SLOT = Slot("build_position", "build_generation", "build_version")
+
+
+class Projector:
+    """Feeds the event log to projections, one transaction per batch.
+
+    ``step()`` reads the tracking rows, then the next batch of the log after the lowest
+    position, decodes each event once with the application's mapper, and calls
+    ``process``. Not thread-safe: one thread drives a projector.
+    """
+
+    def __init__(
+        self,
+        app: Application[Any],
+        engine: Engine,
+        projections: Sequence[Projection],
+        *,
+        slot: Slot = LIVE_SLOT,
+        generation: int | None = None,
+    ) -> None:
+        self.app = app
+        self.engine = engine  # reads: deferred transactions
+        self.engine_w = write_engine(engine)  # batches: take the write lock first
+        self.projections = list(projections)
+        self.slot = slot
+        self.generation = generation  # a rebuild's own generation; None for live
+        self.topics = frozenset(t for p in self.projections for t in p.handlers)
+        self.dispatch: dict[str, list[tuple[Projection, Handler]]] = {}
+        for p in self.projections:
+            for topic, handler in p.handlers.items():
+                self.dispatch.setdefault(topic, []).append((p, handler))
+        self.decoder = FastDecoder(app.mapper)
+        self.excluded: set[str] = set()  # failed: left alone until restarted
+        self.awaiting_rebuild: set[str] = set()  # tables of another version
+
+    def candidates(self, states: dict[str, dict[str, Any]]) -> list[Projection]:
+        """The projections this projector may feed now."""
+        slot = self.slot
+        ready = []
+        for p in self.projections:
+            state = states.get(p.name)
+            if p.name in self.excluded or state is None:
+                continue
+            if state[slot.version] != p.version:
+                self.awaiting_rebuild.add(p.name)
+                continue
+            self.awaiting_rebuild.discard(p.name)
+            ready.append(p)
+        return ready
+
+    def positions(self) -> dict[str, int]:
+        """Positions of the projections whose tables this code made (a projection waiting
+        for its rebuild has none)."""
+        with self.engine.connect() as conn:
+            states = self._states(conn, lock=False)
+        return {
+            p.name: int(states[p.name][self.slot.position] or 0)
+            for p in self.projections
+            if p.name in states and states[p.name][self.slot.version] == p.version
+        }
+
+    def step(self, *, limit: int = BATCH_EVENTS_MAX, stop: int | None = None) -> int:
+        """Process the next batch; returns how many notifications it covered (0: none)."""
+        with self.engine.connect() as conn:
+            states = self._states(conn, lock=False)
+        ready = self.candidates(states)
+        if not ready:
+            return 0
+        for p in ready:
+            p.position = int(states[p.name][self.slot.position] or 0)
+        after = min(p.position for p in ready)
+        if stop is not None and stop <= after:
+            return 0
+        notifications = self.app.recorder.select_notifications(
+            after + 1, limit, stop=stop, inclusive_of_start=True
+        )
+        if not notifications:
+            return 0
+        self.process(notifications, after=after)
+        return len(notifications)
+
+    def decode(self, notifications: Iterable[Notification]) -> list[Decoded]:
+        to_event = self.decoder
+        topics = self.topics
+        return [
+            (n.id, n.topic, to_event(n), str(n.originator_id))
+            if n.topic in topics
+            else (n.id, n.topic, None, "")
+            for n in notifications
+        ]
+
+    def process(self, notifications: Sequence[Notification], *, after: int) -> None:
+        """Apply ``notifications`` — all of the log after ``after`` up to the last one, in
+        order — in one transaction."""
+        self.process_decoded(self.decode(notifications), after=after)
+
+    def process_decoded(self, events: Sequence[Decoded], *, after: int) -> None:
+        try:
+            with self.engine_w.begin() as conn:
+                done = self.process_in(conn, events, after=after)
+        except BaseException:
+            for p in self.projections:
+                p.forget()
+            raise
+        for p in done:
+            p.batch_committed()
+
+    def process_in(
+        self, conn: Connection, events: Sequence[Decoded], *, after: int
+    ) -> list[Projection]:
+        """Apply decoded ``events`` (the log after ``after``) inside the caller's transaction;
+        returns the projections that wrote something (to be told once it commits)."""
+        if not events:
+            return []
+        states = self._states(conn, lock=True)
+        projections = self._begin(conn, states, after=after)
+        try:
+            self._apply(projections, events)
+            last_id = events[-1][0]
+            slot = self.slot
+            written = []
+            for p in projections:
+                if last_id <= p.position:
+                    continue
+                try:
+                    p.flush(conn)
+                    conn.execute(
+                        update(projection_state)
+                        .where(projection_state.c.name == p.name)
+                        .values({slot.position: last_id})
+                    )
+                except Exception as e:
+                    raise ProjectionError(p.name, last_id, e) from e
+                p.position = last_id
+                p.trusted = (states[p.name][slot.generation], last_id)
+                written.append(p)
+            return written
+        finally:
+            for p in projections:
+                p.conn = None  # type: ignore[assignment]
+
+    def _apply(self, projections: list[Projection], events: Sequence[Decoded]) -> None:
+        ready = set(projections)
+        dispatch = {
+            topic: [(p, h) for p, h in pairs if p in ready]
+            for topic, pairs in self.dispatch.items()
+        }
+        for notification_id, topic, domain_event, originator_id in events:
+            if domain_event is None:
+                continue
+            for p, handler in dispatch.get(topic, ()):
+                if notification_id <= p.position:
+                    continue
+                try:
+                    handler(notification_id, originator_id, domain_event)
+                except Exception as e:
+                    raise ProjectionError(p.name, notification_id, e) from e
+
+    def _states(self, conn: Connection, *, lock: bool) -> dict[str, dict[str, Any]]:
+        query = select(projection_state).where(
+            projection_state.c.name.in_([p.name for p in self.projections])
+        )
+        if lock:
+            query = query.with_for_update()
+        return {r["name"]: dict(r) for r in conn.execute(query).mappings()}
+
+    def _begin(
+        self, conn: Connection, states: dict[str, dict[str, Any]], *, after: int
+    ) -> list[Projection]:
+        slot = self.slot
+        ready = []
+        for p in self.candidates(states):
+            state = states[p.name]
+            if self.generation is not None and state[slot.generation] != self.generation:
+                raise RebuildSuperseded(f"another rebuild of {p.name!r} took over")
+            position = int(state[slot.position] or 0)
+            if position < after:
+                continue  # this batch starts past its position: its own batch comes next
+            if p.trusted != (state[slot.generation], position):
+                # Rows and position are committed together: position 0 means no rows.
+                p.forget(empty=position == 0)
+            p.position = position
+            p.conn = conn
+            ready.append(p)
+        return ready

@@ -1,0 +1,119 @@
+"""The read models' SQLAlchemy engine, in the same database as the events.
+
+``make_engine(url)`` takes the ledger's ``LEDGER_DATABASE_URL``:
+
+- ``sqlite:///path``: the same file as the event store (WAL). Read-model transactions run
+  with ``synchronous=NORMAL``: in WAL mode that keeps every commit atomic (rows and tracking
+  position stay together) and only a power cut may lose the last commits, which the
+  projection then processes again; the event store keeps its own ``FULL``. Writing
+  transactions of the projector begin ``IMMEDIATE`` (``write_engine``): a deferred
+  transaction that reads, then writes, fails at once if another connection committed
+  in between.
+- ``postgresql://user@host:port/db?schema=X``: the same database and schema (``search_path``),
+  through psycopg 3.
+- ``memory://`` has no SQL database: read models need SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL
+
+from ledger.domain.errors import InvalidInput
+from ledger.store import StoreUrl, parse_url
+
+SQLITE_BUSY_TIMEOUT_S = 30
+SQLITE_CACHE_KIB = 65_536  # per connection: index pages of large read models stay in memory
+WRITE_OPTION = "ledger_projection_write"
+
+
+_STORES: WeakKeyDictionary[Engine, StoreUrl] = WeakKeyDictionary()
+
+
+def store_of(engine: Engine) -> StoreUrl | None:
+    """The ledger database an engine of ``make_engine`` was made for."""
+    return _STORES.get(engine)
+
+
+def sqlalchemy_url(database_url: str) -> URL:
+    store = parse_url(database_url)
+    if store.kind == "sqlite":
+        return URL.create("sqlite", database=store.path)
+    if store.kind == "postgresql":
+        return URL.create(
+            "postgresql+psycopg",
+            username=store.user or None,
+            password=store.password or None,
+            host=store.host,
+            port=store.port,
+            database=store.dbname,
+        )
+    raise InvalidInput(
+        f"read models need SQLite or PostgreSQL, not {database_url!r}", url=database_url
+    )
+
+
+def psycopg_conninfo(store: StoreUrl) -> str:
+    """A libpq URL for a plain psycopg connection (LISTEN, tests)."""
+    auth = quote(store.user, safe="")
+    if store.password:
+        auth += ":" + quote(store.password, safe="")
+    return f"postgresql://{auth}@{store.host}:{store.port}/{quote(store.dbname, safe='')}"
+
+
+def schema_of(database_url: str) -> str | None:
+    store = parse_url(database_url)
+    return store.schema if store.kind == "postgresql" else None
+
+
+def make_engine(database_url: str, **kwargs: Any) -> Engine:
+    """An engine on the event store's database; no connection is made until first use."""
+    store = parse_url(database_url)
+    url = sqlalchemy_url(database_url)
+    if store.kind == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+            **kwargs,
+        )
+        _sqlite_transactions(engine)
+    else:
+        engine = create_engine(
+            url,
+            connect_args={"options": f"-c search_path={store.schema or 'public'}"},
+            pool_pre_ping=True,
+            **kwargs,
+        )
+    _STORES[engine] = store
+    return engine
+
+
+def write_engine(engine: Engine) -> Engine:
+    """The same engine, with transactions that take the write lock first on SQLite."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_transactions(engine: Engine) -> None:
+    """pysqlite's own transaction handling is switched off; SQLAlchemy's ``begin`` emits
+    ``BEGIN`` (readers) or ``BEGIN IMMEDIATE`` (the projector)."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(WRITE_OPTION):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            connection.exec_driver_sql("BEGIN")

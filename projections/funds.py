@@ -1,0 +1,198 @@
+"""Funds with their figures, per purpose and in total, and the expenses recorded on them.
+
+``rm_fund_purposes`` holds one row per fund and purpose (``""``: unrestricted money) and
+``rm_funds`` the fund's totals; both carry the same figures::
+
+    received, refunded, committed, released, disbursed,
+    expenses (= program + administration + fundraising), on_hand, available
+
+The expenses live here too (``rm_expenses``) because a reversal names only the expense, and
+its category has to come from somewhere this projection owns.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from projections import topics as t
+from projections.core import InvariantBroken, Projection, Row
+from projections.tables import FIGURE_COLUMNS, Tables
+
+UNRESTRICTED = ""
+
+# Which figure a money event changes, and in which direction.
+FIGURE_OF: dict[str, tuple[str, int]] = {
+    t.DONATION_CREDITED: ("received_minor", 1),
+    t.DONATION_REFUND_DEBITED: ("refunded_minor", 1),
+    t.DONATION_REVERSAL_DEBITED: ("refunded_minor", 1),
+    t.GRANT_COMMITTED: ("committed_minor", 1),
+    t.GRANT_RELEASED: ("released_minor", 1),
+    t.DISBURSEMENT_DEBITED: ("disbursed_minor", 1),
+    t.DISBURSEMENT_REVERSAL_CREDITED: ("disbursed_minor", -1),
+    t.EXPENSE_RECORDED: ("expenses_minor", 1),
+    t.EXPENSE_REVERSED: ("expenses_minor", -1),
+}
+
+
+def zero_figures() -> dict[str, int]:
+    return dict.fromkeys(FIGURE_COLUMNS, 0)
+
+
+def settle(row: Row) -> None:
+    """Recompute the two derived figures of a row."""
+    on_hand = (
+        row["received_minor"]
+        - row["refunded_minor"]
+        - row["disbursed_minor"]
+        - row["expenses_minor"]
+    )
+    row["on_hand_minor"] = on_hand
+    row["available_minor"] = (
+        row["received_minor"]
+        - row["refunded_minor"]
+        - row["committed_minor"]
+        + row["released_minor"]
+        - row["expenses_minor"]
+    )
+
+
+class FundsProjection(Projection):
+    name = "funds"
+    version = 1
+    table_names = ("rm_funds", "rm_fund_purposes", "rm_expenses")
+    handles: ClassVar[dict[str, str]] = {
+        t.FUND_OPENED: "opened",
+        t.PURPOSE_ADDED: "purpose_added",
+        t.COMMITTEE_CHANGED: "committee_changed",
+        t.PERIOD_CLOSED: "period_closed",
+        t.EXPENSE_RECORDED: "expense_recorded",
+        t.EXPENSE_REVERSED: "expense_reversed",
+        # and every other money topic of FIGURE_OF, bound in __init__
+    }
+
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables)
+        self.funds = self.rows(tables.funds, cached_max=10_000)
+        self.purposes = self.rows(tables.fund_purposes, cached_max=50_000)
+        self.expenses = self.rows(tables.expenses)
+        for topic, (column, sign) in FIGURE_OF.items():
+            self.handlers.setdefault(topic, self._money_handler(column, sign))
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def opened(self, notification_id: int, oid: str, e: Any) -> None:
+        fund_id = oid
+        self.funds.add(
+            fund_id,
+            {
+                "fund_id": fund_id,
+                "slug": e.slug,
+                "name": e.name,
+                "currency": e.currency,
+                "description": e.description,
+                "host": e.host,
+                "committee": list(e.committee),
+                "approvals_required": e.approvals_required,
+                "closed_periods": [],
+                "opened_at": e.timestamp,
+                "version": e.originator_version,
+                **zero_figures(),
+            },
+        )
+        self._add_purpose(fund_id, UNRESTRICTED, "")
+        for purpose in e.purposes:
+            self._add_purpose(fund_id, purpose["code"], purpose["name"])
+
+    def _add_purpose(self, fund_id: str, code: str, name: str) -> None:
+        self.purposes.add(
+            (fund_id, code), {"fund_id": fund_id, "purpose": code, "name": name, **zero_figures()}
+        )
+
+    def purpose_added(self, notification_id: int, oid: str, e: Any) -> None:
+        fund_id = oid
+        self._touch_fund(oid, e)
+        self._add_purpose(fund_id, e.code, e.name)
+
+    def committee_changed(self, notification_id: int, oid: str, e: Any) -> None:
+        fund = self._touch_fund(oid, e)
+        fund["committee"] = list(e.committee)
+        fund["approvals_required"] = e.approvals_required
+
+    def period_closed(self, notification_id: int, oid: str, e: Any) -> None:
+        fund = self._touch_fund(oid, e)
+        fund["closed_periods"] = sorted({*fund["closed_periods"], e.period})
+
+    def _touch_fund(self, oid: str, e: Any) -> Row:
+        fund_id = oid
+        fund = self.funds.need(self.conn, fund_id)
+        fund["version"] = e.originator_version
+        self.funds.changed(fund_id, fund)
+        return fund
+
+    # -- money -------------------------------------------------------------------------------
+
+    def _money_handler(self, column: str, sign: int) -> Any:
+        def handle(notification_id: int, oid: str, e: Any) -> None:
+            self._count(oid, e, e.purpose, {column: sign * e.amount_minor})
+
+        return handle
+
+    def expense_recorded(self, notification_id: int, oid: str, e: Any) -> None:
+        fund_id = oid
+        self.expenses.add(
+            e.expense_id,
+            {
+                "expense_id": e.expense_id,
+                "fund_id": fund_id,
+                "amount_minor": e.amount_minor,
+                "category": e.category,
+                "payee": e.payee,
+                "description": e.description,
+                "purpose": e.purpose,
+                "paid_on": e.occurred_on,
+                "recorded_at": e.timestamp,
+                "recorded_by": e.actor,
+                "reversed": False,
+                "reversed_on": None,
+                "reversal_reason": None,
+            },
+        )
+        amount = e.amount_minor
+        self._count(oid, e, e.purpose, {"expenses_minor": amount, _category(e.category): amount})
+
+    def expense_reversed(self, notification_id: int, oid: str, e: Any) -> None:
+        expense = self.expenses.need(self.conn, e.expense_id)
+        if expense["reversed"]:
+            raise InvariantBroken(f"expense {e.expense_id} reversed twice")
+        expense["reversed"] = True
+        expense["reversed_on"] = e.occurred_on
+        expense["reversal_reason"] = e.reason
+        self.expenses.changed(e.expense_id, expense)
+        amount = -e.amount_minor
+        self._count(
+            oid, e, e.purpose, {"expenses_minor": amount, _category(expense["category"]): amount}
+        )
+
+    def _count(self, oid: str, e: Any, purpose: str, deltas: dict[str, int]) -> None:
+        fund_id = oid
+        fund = self._touch_fund(oid, e)
+        key = (fund_id, purpose)
+        row = self.purposes.need(self.conn, key)
+        for column, delta in deltas.items():
+            row[column] += delta
+            fund[column] += delta
+        settle(row)
+        settle(fund)
+        self.purposes.changed(key, row)
+        if row["available_minor"] < 0 or row["on_hand_minor"] < 0:
+            raise InvariantBroken(
+                f"fund {fund['slug']} purpose {purpose!r} would go negative "
+                f"(on hand {row['on_hand_minor']}, available {row['available_minor']})"
+            )
+
+
+def _category(category: str) -> str:
+    column = f"expenses_{category}_minor"
+    if column not in FIGURE_COLUMNS:
+        raise InvariantBroken(f"unknown expense category {category!r}")
+    return column

@@ -1,0 +1,489 @@
+"""The projection runner: a thread that keeps the read models up with the event log.
+
+- Wakes on news: on SQLite it polls (``poll_interval_s``); on PostgreSQL it LISTENs on the
+  library's channel (the events table's name, ``ledger_events``) and still polls every
+  ``safety_poll_s``, so a lost NOTIFY cannot stall it. ``wake()`` and ``wait_for()`` poke
+  it at once.
+- On PostgreSQL one runner per schema works (a session advisory lock); the others stand by
+  and take over when it goes. On SQLite several runners are safe (the position is read
+  under the write lock) but pointless.
+- A failing batch is rolled back, logged with the event's position, and retried with
+  exponential backoff. A projection that keeps failing on the same event
+  (``attempts_max``) is set aside — logged, shown by ``status()``, ``wait_for`` no longer
+  waits for it — while the others go on; a restart tries it again. A database that is
+  busy or gone is retried without limit (backoff capped at ``backoff_s_max``).
+- Before it starts, a projection whose tables were made by another version of the code is
+  rebuilt (``projections.rebuild``).
+
+``wait_for(position, timeout_s)`` blocks, bounded, until every projection has processed
+the log up to ``position``: the API calls it after a write so that a client reads its own
+writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from eventsourcing.application import Application
+from psycopg import sql
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from projections.core import BATCH_EVENTS_MAX, Projection, ProjectionError, Projector
+from projections.db import psycopg_conninfo, store_of
+from projections.rebuild import rebuild
+from projections.schema import ensure_schema, projection_classes, read_states, stale_projections
+from projections.tables import LIVE
+
+log = logging.getLogger(__name__)
+
+POLL_INTERVAL_S = 0.05  # SQLite: how often to look for new events
+SAFETY_POLL_S = 5.0  # PostgreSQL: look even without a NOTIFY
+LISTEN_SLICE_S = 0.25  # PostgreSQL: how long one wait for a NOTIFY blocks
+ATTEMPTS_MAX = 5  # per projection and event, before it is set aside
+BACKOFF_S_FIRST = 0.1
+BACKOFF_S_MAX = 30.0
+LIVE_BATCH_EVENTS = 1_000
+WAIT_FOR_TIMEOUT_S_MAX = 60.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    name: str
+    position: int  # the notification id it failed on
+    error: str
+    attempts: int
+    transient: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionStatus:
+    name: str
+    version: int  # of the code
+    tables_version: int | None  # of the code that made the live tables
+    position: int
+    head: int
+    generation: int
+    rebuilding: bool
+    build_position: int | None
+    failure: Failure | None = None
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.head - self.position)
+
+    @property
+    def stale(self) -> bool:
+        return self.tables_version != self.version
+
+
+def projection_status(
+    app: Application[Any], engine: Engine, failures: dict[str, Failure] | None = None
+) -> list[ProjectionStatus]:
+    """Position, lag and version of every projection, from the database."""
+    head = app.recorder.max_notification_id() or 0
+    with engine.connect() as conn:
+        states = read_states(conn)
+    out = []
+    for cls in projection_classes():
+        state = states.get(cls.name, {})
+        out.append(
+            ProjectionStatus(
+                name=cls.name,
+                version=cls.version,
+                tables_version=state.get("version"),
+                position=int(state.get("position") or 0),
+                head=head,
+                generation=int(state.get("generation") or 0),
+                rebuilding=state.get("build_generation") is not None,
+                build_position=state.get("build_position"),
+                failure=(failures or {}).get(cls.name),
+            )
+        )
+    return out
+
+
+def backoff_s(attempt: int, *, first_s: float = BACKOFF_S_FIRST) -> float:
+    return float(min(BACKOFF_S_MAX, first_s * 2 ** max(0, attempt - 1)))
+
+
+@dataclass
+class _Positions:
+    """What the runner's thread tells waiters."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    ready: bool = False
+
+
+class ProjectionRunner:
+    """Runs projections in a thread of this process. Use as a context manager, or
+    ``start()`` / ``stop()``."""
+
+    def __init__(
+        self,
+        app: Application[Any],
+        engine: Engine,
+        *,
+        names: Iterable[str] | None = None,
+        poll_interval_s: float = POLL_INTERVAL_S,
+        safety_poll_s: float = SAFETY_POLL_S,
+        batch_size: int = LIVE_BATCH_EVENTS,
+        attempts_max: int = ATTEMPTS_MAX,
+        backoff_s_first: float = BACKOFF_S_FIRST,
+        exclusive: bool = True,
+        rebuild_stale: bool = True,
+    ) -> None:
+        if not 1 <= batch_size <= BATCH_EVENTS_MAX:
+            raise ValueError(f"batch_size must be 1..{BATCH_EVENTS_MAX}")
+        self.app = app
+        self.engine = engine
+        self.classes = projection_classes(names)
+        self.projections: list[Projection] = [cls(LIVE) for cls in self.classes]
+        self.projector = Projector(app, engine, self.projections)
+        self.poll_interval_s = poll_interval_s
+        self.safety_poll_s = safety_poll_s
+        self.batch_size = batch_size
+        self.attempts_max = attempts_max
+        self.backoff_s_first = backoff_s_first
+        self.exclusive = exclusive
+        self.rebuild_stale = rebuild_stale
+        self.is_postgres = engine.dialect.name == "postgresql"
+        self.failures: dict[str, Failure] = {}
+        self._attempts: dict[tuple[str, int], int] = {}
+        self._stop: int | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._changed = threading.Condition()
+        self._positions = _Positions()
+        self._thread: threading.Thread | None = None
+        self._listener: _Listener | None = None
+        self.active = False  # holds the work (PostgreSQL: the advisory lock)
+        self.error: BaseException | None = None  # what ended the thread, if anything
+
+    # -- life --------------------------------------------------------------------------------
+
+    def start(self) -> ProjectionRunner:
+        if self._thread is not None:
+            raise RuntimeError("the runner is already started")
+        self._stopping.clear()
+        self._thread = threading.Thread(target=self._run, name="ledger-projections", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = STOP_TIMEOUT_S) -> None:
+        self._stopping.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+            if thread.is_alive():
+                log.error("the projection runner did not stop within %.0f s", timeout_s)
+        with self._changed:
+            self._changed.notify_all()
+
+    def __enter__(self) -> ProjectionRunner:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def join(self, timeout_s: float | None = None) -> None:
+        """Block while the runner runs (``ledger projector`` in the foreground)."""
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Look for new events now (say, right after a write in this process)."""
+        self._wake.set()
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        with self._changed:
+            if self._positions.ready:
+                return dict(self._positions.values)
+        return self._db_positions()
+
+    def lag(self) -> dict[str, int]:
+        head = self.app.recorder.max_notification_id() or 0
+        return {name: max(0, head - pos) for name, pos in self.positions().items()}
+
+    def status(self) -> list[ProjectionStatus]:
+        return projection_status(self.app, self.engine, self.failures)
+
+    def wait_for(self, position: int | None, timeout_s: float = 5.0) -> bool:
+        """Block until every projection (but those set aside after failing) has processed
+        the log up to ``position``; False if ``timeout_s`` passed first."""
+        if position is None or position <= 0:
+            return True
+        deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
+        names = [c.name for c in self.classes]
+        while True:
+            with self._changed:
+                local = self._positions.ready and self.active and self.running
+                if local:
+                    if self._reached(self._positions.values, names, position):
+                        return True
+                    self._wake.set()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(min(remaining, 0.5))
+                    continue
+            # Another process does the work (or this runner is not running): ask the table.
+            if self._reached(self._db_positions(), names, position):
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(remaining, self.poll_interval_s))
+
+    def _db_positions(self) -> dict[str, int]:
+        try:
+            return self.projector.positions()
+        except SQLAlchemyError:  # not created yet, or the database is away: not there yet
+            return {}
+
+    def _reached(self, positions: dict[str, int], names: list[str], position: int) -> bool:
+        excluded = self.projector.excluded
+        return all(positions.get(n, 0) >= position for n in names if n not in excluded)
+
+    def catch_up(self, timeout_s: float | None = None) -> int:
+        """Process, in the calling thread, everything recorded so far (the runner must not
+        be started); returns the position reached."""
+        if self.running:
+            raise RuntimeError("catch_up() is for a runner that is not started")
+        ensure_schema(self.engine)
+        self._rebuild_stale()
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while self.projector.step(limit=self.batch_size):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+        self._publish()
+        return min(self.projector.positions().values(), default=0)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._prepare()
+            while not self._stopping.is_set():
+                try:
+                    if not self._hold_work():
+                        continue
+                except Exception as e:  # a rebuild or the database failed: try again later
+                    self.active = False
+                    self._release_work()
+                    attempt = self._attempts[("<start>", 0)] = (
+                        self._attempts.get(("<start>", 0), 0) + 1
+                    )
+                    delay = backoff_s(attempt, first_s=self.backoff_s_first)
+                    log.error("starting the projections failed (retry in %.1f s): %r", delay, e)
+                    self._stopping.wait(delay)
+                    continue
+                if self._step():
+                    continue
+                self._wait_for_news()
+        except BaseException as e:  # the thread must never die silently
+            self.error = e
+            log.critical("the projection runner stopped: %r", e, exc_info=True)
+            raise
+        finally:
+            self._release_work()
+            self.active = False
+            with self._changed:
+                self._changed.notify_all()
+
+    def _prepare(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            try:
+                ensure_schema(self.engine)
+                return
+            except Exception as e:
+                attempt += 1
+                delay = backoff_s(attempt, first_s=self.backoff_s_first)
+                log.error("preparing the read models failed (retry in %.1f s): %r", delay, e)
+                self._stopping.wait(delay)
+
+    def _rebuild_stale(self) -> None:
+        if not self.rebuild_stale:
+            return
+        stale = stale_projections(self.engine, [c.name for c in self.classes])
+        if stale:
+            log.warning("rebuilding %s: their tables were made by another version", stale)
+            rebuild(self.app, self.engine, stale)
+
+    def _step(self) -> bool:
+        """One batch; True if there may be more right away."""
+        stop, self._stop = self._stop, None
+        try:
+            count = self.projector.step(limit=self.batch_size, stop=stop)
+        except ProjectionError as e:
+            self._failed(e)
+            return True
+        except Exception as e:
+            # Reading the log failed (database gone?): retry, never give up.
+            key = ("<log>", 0)
+            attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+            delay = backoff_s(attempt, first_s=self.backoff_s_first)
+            log.error("reading the event log failed (retry in %.1f s): %r", delay, e)
+            self._stopping.wait(delay)
+            return True
+        self._attempts.pop(("<log>", 0), None)
+        self._publish()
+        return count > 0
+
+    def _failed(self, e: ProjectionError) -> None:
+        # The next batch ends just before the failing event: what comes before it is kept.
+        self._stop = e.position - 1
+        key = (e.name, e.position)
+        attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
+        transient = e.transient
+        self.failures[e.name] = Failure(
+            name=e.name,
+            position=e.position,
+            error=repr(e.cause),
+            attempts=attempt,
+            transient=transient,
+        )
+        if not transient and attempt >= self.attempts_max:
+            self.projector.excluded.add(e.name)
+            log.critical(
+                "projection %s set aside at notification %d after %d attempts: %r "
+                "(restart to try again; the other projections go on)",
+                e.name,
+                e.position,
+                attempt,
+                e.cause,
+                exc_info=e.cause,
+            )
+            self._publish()
+            return
+        delay = backoff_s(attempt, first_s=self.backoff_s_first)
+        log.error(
+            "projection %s failed at notification %d (attempt %d, retry in %.1f s): %r",
+            e.name,
+            e.position,
+            attempt,
+            delay,
+            e.cause,
+            exc_info=attempt == 1,
+        )
+        self._stopping.wait(delay)
+
+    def _publish(self) -> None:
+        waiting = self.projector.awaiting_rebuild
+        values = {p.name: p.position for p in self.projections if p.name not in waiting}
+        for name, failure in list(self.failures.items()):
+            if values.get(name, 0) >= failure.position and name not in self.projector.excluded:
+                del self.failures[name]
+                self._attempts = {k: v for k, v in self._attempts.items() if k[0] != name}
+        with self._changed:
+            self._positions.values = values
+            self._positions.ready = True
+            self._changed.notify_all()
+
+    def _wait_for_news(self) -> None:
+        if self._listener is not None:
+            deadline = time.monotonic() + self.safety_poll_s
+            while not self._stopping.is_set() and not self._wake.is_set():
+                remaining = deadline - time.monotonic()
+                try:
+                    if remaining <= 0 or self._listener.wait(min(remaining, LISTEN_SLICE_S)):
+                        break
+                except psycopg.Error as e:
+                    log.error("the LISTEN connection failed; reconnecting: %r", e)
+                    self._release_work()
+                    self.active = False
+                    break
+        else:
+            self._wake.wait(self.poll_interval_s)
+        self._wake.clear()
+
+    # -- PostgreSQL: one worker per schema, woken by NOTIFY ---------------------------------
+
+    def _hold_work(self) -> bool:
+        """True if this runner may work now (takes the lock, then catches up)."""
+        if self.active:
+            return True
+        if not self.is_postgres:
+            self.active = True
+        else:
+            listener = self._listener or _Listener.connect(self.app, self.engine)
+            if listener is None:
+                self._stopping.wait(self.safety_poll_s)
+                return False
+            self._listener = listener
+            if self.exclusive and not listener.try_lock():
+                self._stopping.wait(self.safety_poll_s)
+                return False
+            self.active = True
+        # Positions of a projection refused by another runner's rebuild etc. start afresh.
+        for p in self.projections:
+            p.forget()
+        self.projector.excluded.clear()
+        self._rebuild_stale()
+        return True
+
+    def _release_work(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+
+
+class _Listener:
+    """A psycopg connection that LISTENs on the events table's channel and holds the
+    projector's advisory lock."""
+
+    def __init__(self, conn: psycopg.Connection[Any], lock_key: str) -> None:
+        self.conn = conn
+        self.lock_key = lock_key
+        self.locked = False
+
+    @classmethod
+    def connect(cls, app: Application[Any], engine: Engine) -> _Listener | None:
+        store = store_of(engine)
+        if store is None:
+            log.error("the engine does not come from make_engine(): polling only")
+            return None
+        channel = getattr(app.recorder, "channel_name", "ledger_events")
+        try:
+            conn = psycopg.connect(psycopg_conninfo(store), autocommit=True, connect_timeout=10)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except psycopg.Error as e:
+            log.error("cannot LISTEN for new events (polling instead): %r", e)
+            return None
+        return cls(conn, f"ledger-projector:{store.dbname}:{store.schema}")
+
+    def try_lock(self) -> bool:
+        if not self.locked:
+            row = self.conn.execute(
+                "SELECT pg_try_advisory_lock(hashtext(%s))", (self.lock_key,)
+            ).fetchone()
+            self.locked = bool(row and row[0])
+        return self.locked
+
+    def wait(self, timeout_s: float) -> bool:
+        """True if a notification came within ``timeout_s``; raises ``psycopg.Error`` if
+        the connection failed (the lock is then gone too)."""
+        for _ in self.conn.notifies(timeout=timeout_s, stop_after=1):
+            return True
+        return False
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.conn.close()

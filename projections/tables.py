@@ -1,0 +1,414 @@
+"""The read models' tables (SQLAlchemy Core), all prefixed ``rm_``.
+
+Money columns are ``BigInteger`` minor units and end in ``_minor``. Business dates are
+``occurred_on``-style ``DATE`` columns; ``recorded_at`` is the event's timestamp (UTC).
+
+The tables are made by ``make_tables(suffix)``: the live ones (``LIVE``, module attributes
+below) have no suffix; a rebuild fills a fresh set named ``rm_x__g<generation>`` and then
+renames it over the live one. Index and key names carry the table's name (naming
+convention), so every generation's names are unique in the database.
+
+``rm_projections`` (the tracking table: one row per projection, its position, version and
+generation) is not rebuilt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ID = 36  # a UUID's text form
+SLUG = 40
+CODE = 32
+NAME = 200
+SHORT = 32
+
+
+class IsoDate(TypeDecorator[date]):
+    """A business date: ``DATE`` on PostgreSQL, ``YYYY-MM-DD`` text on SQLite (which sorts
+    and compares like a date). Accepts ``date`` or ISO text; returns ``date``."""
+
+    impl = Date
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(10))
+        return dialect.type_descriptor(Date())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return value if isinstance(value, str) else value.isoformat()
+        return date.fromisoformat(value) if isinstance(value, str) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> date | None:
+        if value is None or isinstance(value, date):
+            return value
+        return date.fromisoformat(value)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant: ``timestamptz`` on PostgreSQL, fixed-width UTC ISO text on SQLite (which
+    sorts and compares like the instant). Accepts aware datetimes; returns aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(32))
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return sqlite_instant(value)
+        if value is not None and value.tzinfo is None:
+            raise ValueError(f"an instant must be timezone-aware, not {value!r}")
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        instant: datetime = value
+        return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
+def sqlite_instant(value: Any) -> Any:
+    """An aware datetime as SQLite keeps it: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff`` (fixed
+    width, so text order is time order). Text (already stored form) and None pass."""
+    if value is None or isinstance(value, str):
+        return value
+    if value.tzinfo is UTC:  # the usual case, made quick
+        return value.isoformat(" ", "microseconds")[:26]
+    if value.tzinfo is None:
+        raise ValueError(f"an instant must be timezone-aware, not {value!r}")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def money(name: str, **kwargs: Any) -> Column[int]:
+    return Column(name, BigInteger, nullable=False, default=0, **kwargs)
+
+
+FIGURE_COLUMNS = (
+    "received_minor",
+    "refunded_minor",
+    "committed_minor",
+    "released_minor",
+    "disbursed_minor",
+    "expenses_minor",
+    "expenses_program_minor",
+    "expenses_administration_minor",
+    "expenses_fundraising_minor",
+    "on_hand_minor",
+    "available_minor",
+)
+FLOW_COLUMNS = (
+    "in_minor",
+    "refunded_minor",
+    "committed_minor",
+    "released_minor",
+    "disbursed_minor",
+    "expenses_minor",
+)
+
+
+def _figures() -> list[Column[int]]:
+    return [money(name) for name in FIGURE_COLUMNS]
+
+
+@dataclass(frozen=True)
+class Tables:
+    """One set of read-model tables (live, or a rebuild's generation)."""
+
+    metadata: MetaData
+    funds: Table
+    fund_purposes: Table
+    expenses: Table
+    donations: Table
+    donation_refunds: Table
+    grants: Table
+    grant_approvals: Table
+    grant_tranches: Table
+    monthly_flows: Table
+    journal: Table
+
+    def by_base_name(self) -> dict[str, Table]:
+        return {
+            "rm_funds": self.funds,
+            "rm_fund_purposes": self.fund_purposes,
+            "rm_expenses": self.expenses,
+            "rm_donations": self.donations,
+            "rm_donation_refunds": self.donation_refunds,
+            "rm_grants": self.grants,
+            "rm_grant_approvals": self.grant_approvals,
+            "rm_grant_tranches": self.grant_tranches,
+            "rm_monthly_flows": self.monthly_flows,
+            "rm_journal": self.journal,
+        }
+
+
+def make_tables(suffix: str = "") -> Tables:
+    md = MetaData(naming_convention=NAMING_CONVENTION)
+
+    def t(base: str, *columns: Any) -> Table:
+        return Table(base + suffix, md, *columns)
+
+    funds = t(
+        "rm_funds",
+        Column("fund_id", String(ID), primary_key=True),
+        Column("slug", String(SLUG), nullable=False, unique=True),
+        Column("name", String(NAME), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("host", String(NAME), nullable=False),
+        Column("committee", JSON, nullable=False),
+        Column("approvals_required", Integer, nullable=False),
+        Column("closed_periods", JSON, nullable=False),
+        Column("opened_at", UtcDateTime, nullable=False),
+        Column("version", BigInteger, nullable=False),
+        *_figures(),
+    )
+    fund_purposes = t(
+        "rm_fund_purposes",
+        Column("fund_id", String(ID), primary_key=True),
+        Column("purpose", String(CODE), primary_key=True),  # "" is unrestricted money
+        Column("name", String(NAME), nullable=False),
+        *_figures(),
+    )
+    expenses = t(
+        "rm_expenses",
+        Column("expense_id", String(ID), primary_key=True),
+        Column("fund_id", String(ID), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("category", String(SHORT), nullable=False),
+        Column("payee", String(NAME), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("purpose", String(CODE), nullable=False),
+        Column("paid_on", IsoDate, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("recorded_by", String(NAME), nullable=False),
+        Column("reversed", Boolean, nullable=False),
+        Column("reversed_on", IsoDate),
+        Column("reversal_reason", Text),
+        Index(None, "fund_id", "paid_on"),
+    )
+    donations = t(
+        "rm_donations",
+        Column("donation_id", String(ID), primary_key=True),
+        Column("fund_id", String(ID), nullable=False),
+        Column("fund_slug", String(SLUG), nullable=False),
+        Column("receipt_no", String(64), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("received_on", IsoDate, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("channel", String(SHORT), nullable=False),
+        Column("purpose", String(CODE), nullable=False),
+        Column("donor_public_name", String(NAME), nullable=False),
+        Column("donor_anonymous", Boolean, nullable=False),
+        Column("donor_id", String(ID), nullable=False),
+        Column("donor_details_kept", Boolean, nullable=False),  # sealed data and not erased
+        Column("donor_erased", Boolean, nullable=False),
+        Column("external_ref", String(100)),
+        Column("note", Text, nullable=False),
+        Column("in_kind_description", Text),
+        Column("in_kind_valuation_basis", Text),
+        Column("recorded_by", String(NAME), nullable=False),
+        money("refunded_minor"),
+        money("reversed_minor"),
+        Column("status", String(SHORT), nullable=False),
+        Column("reversed_on", IsoDate),
+        Column("reversal_reason", Text),
+        Index(None, "fund_id", "received_on"),
+        # An index rather than a constraint: a rebuild creates it after loading the rows.
+        Index(None, "receipt_no", unique=True),
+    )
+    donation_refunds = t(
+        "rm_donation_refunds",
+        Column("refund_id", String(ID), primary_key=True),
+        Column("donation_id", String(ID), nullable=False, index=True),
+        Column("fund_id", String(ID), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("refunded_on", IsoDate, nullable=False),
+        Column("reason", Text, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("recorded_by", String(NAME), nullable=False),
+    )
+    grants = t(
+        "rm_grants",
+        Column("grant_id", String(ID), primary_key=True),
+        Column("fund_id", String(ID), nullable=False, index=True),
+        Column("fund_slug", String(SLUG), nullable=False),
+        Column("currency", String(3), nullable=False),
+        Column("title", String(NAME), nullable=False),
+        Column("description", Text, nullable=False),
+        Column("purpose", String(CODE), nullable=False),
+        Column("grantee_name", String(NAME), nullable=False),
+        Column("grantee_id", String(NAME)),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("status", String(SHORT), nullable=False),
+        Column("proposed_on", IsoDate, nullable=False),
+        Column("proposed_by", String(NAME), nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("approvals_count", Integer, nullable=False),
+        Column("committed_on", IsoDate),
+        money("committed_minor"),
+        money("disbursed_minor"),
+        money("released_minor"),
+        Column("tranches_count", Integer, nullable=False),
+        Column("ended_on", IsoDate),
+        Column("closing_reason", Text),
+    )
+    grant_approvals = t(
+        "rm_grant_approvals",
+        Column("grant_id", String(ID), primary_key=True),
+        Column("member", String(NAME), primary_key=True),
+        Column("note", Text, nullable=False),
+        Column("approved_on", IsoDate, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+    )
+    grant_tranches = t(
+        "rm_grant_tranches",
+        Column("grant_id", String(ID), primary_key=True),
+        Column("tranche_no", Integer, primary_key=True),
+        Column("tranche_id", String(ID), nullable=False),
+        Column("fund_id", String(ID), nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),
+        Column("paid_on", IsoDate, nullable=False),
+        Column("method", String(SHORT), nullable=False),
+        Column("reference", String(NAME), nullable=False),
+        Column("evidence_sha256", String(64)),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("recorded_by", String(NAME), nullable=False),
+        Column("reversed", Boolean, nullable=False),
+        Column("reversed_on", IsoDate),
+        Column("reversal_reason", Text),
+        Index(None, "fund_id", "paid_on"),
+    )
+    monthly_flows = t(
+        "rm_monthly_flows",
+        Column("fund_id", String(ID), primary_key=True),
+        Column("month", String(7), primary_key=True),  # YYYY-MM of the business date
+        Column("purpose", String(CODE), primary_key=True),
+        *[money(name) for name in FLOW_COLUMNS],
+    )
+    journal = t(
+        "rm_journal",
+        # One line per money event: its position in the log is its key and its order.
+        # (INTEGER on SQLite: the key is then the rowid itself, one B-tree less.)
+        Column(
+            "notification_id",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("fund_id", String(ID), nullable=False),
+        Column("line_no", BigInteger, nullable=False),  # 1, 2, ... per fund
+        Column("occurred_on", IsoDate, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("kind", String(SHORT), nullable=False),
+        Column("reference", String(64), nullable=False),
+        Column("entity_id", String(ID), nullable=False),
+        Column("detail", String(ID), nullable=False),  # refund id / tranche no, else ""
+        Column("purpose", String(CODE), nullable=False),
+        Column("category", String(SHORT), nullable=False),  # expenses only, else ""
+        Column("figure", String(SHORT), nullable=False),
+        Column("figure_delta_minor", BigInteger, nullable=False),
+        Column("amount_minor", BigInteger, nullable=False),  # signed change of on hand
+        Column("balance_minor", BigInteger, nullable=False),  # on hand after the line
+        Column("available_minor", BigInteger, nullable=False),  # available after the line
+        Column("memo", Text, nullable=False),
+        Column("recorded_by", String(NAME), nullable=False),
+        Index(None, "fund_id", "line_no", unique=True),
+        Index(None, "fund_id", "occurred_on"),
+        Index(None, "entity_id"),
+    )
+    return Tables(
+        metadata=md,
+        funds=funds,
+        fund_purposes=fund_purposes,
+        expenses=expenses,
+        donations=donations,
+        donation_refunds=donation_refunds,
+        grants=grants,
+        grant_approvals=grant_approvals,
+        grant_tranches=grant_tranches,
+        monthly_flows=monthly_flows,
+        journal=journal,
+    )
+
+
+def make_state_table(metadata: MetaData) -> Table:
+    return Table(
+        "rm_projections",
+        metadata,
+        Column("name", String(SHORT), primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("generation", Integer, nullable=False),
+        Column("position", BigInteger, nullable=False),  # last notification id processed
+        Column("build_generation", Integer),  # a rebuild in progress
+        Column("build_version", Integer),
+        Column("build_position", BigInteger),
+    )
+
+
+LIVE = make_tables()
+STATE_METADATA = MetaData(naming_convention=NAMING_CONVENTION)
+projection_state = make_state_table(STATE_METADATA)
+
+funds = LIVE.funds
+fund_purposes = LIVE.fund_purposes
+expenses = LIVE.expenses
+donations = LIVE.donations
+donation_refunds = LIVE.donation_refunds
+grants = LIVE.grants
+grant_approvals = LIVE.grant_approvals
+grant_tranches = LIVE.grant_tranches
+monthly_flows = LIVE.monthly_flows
+journal = LIVE.journal
+
+# What the public may see of a donation: never the donor id, the sealed details' existence,
+# the bank reference, the note or who recorded it.
+PUBLIC_DONATION_COLUMNS = (
+    "receipt_no",
+    "fund_slug",
+    "currency",
+    "amount_minor",
+    "received_on",
+    "channel",
+    "purpose",
+    "donor_public_name",
+    "in_kind_description",
+    "refunded_minor",
+    "reversed_minor",
+    "status",
+    "reversed_on",
+)

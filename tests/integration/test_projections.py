@@ -1,0 +1,388 @@
+"""Read models on SQLite and PostgreSQL: they equal a rebuild from scratch, whatever stops
+and failures happen on the way (exactly-once), and the runner behaves (retries, wait_for,
+rebuild on a version change, LISTEN on PostgreSQL)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+from test_projections_support import (  # type: ignore[import-not-found]
+    TEA,
+    db_url,
+    dump,
+    engine,
+    new_history,
+    positions,
+)
+
+from ledger.domain.common import fund_id
+from projections import core
+from projections.core import FastDecoder, ProjectionError, Projector
+from projections.journal import JournalProjection
+from projections.queries import fund_figures
+from projections.rebuild import rebuild
+from projections.runner import ProjectionRunner, projection_status
+from projections.schema import PROJECTIONS, ensure_schema
+from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS
+
+__all__ = ["db_url", "engine"]  # fixtures, re-exported for pytest
+
+
+def settle(runner: ProjectionRunner, app: Any) -> None:
+    assert runner.wait_for(app.recorder.max_notification_id(), timeout_s=30)
+
+
+def test_live_read_models_equal_a_rebuild_and_the_aggregates(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=11).run(150)
+    assert history.done > 100
+    runner = ProjectionRunner(app, engine, batch_size=7)
+    head = runner.catch_up()
+    assert head == app.recorder.max_notification_id()
+    live = dump(engine)
+    assert len(live["rm_journal"]) > 50
+
+    result = rebuild(app, engine)
+
+    assert result.position == head
+    assert dump(engine) == live
+    with engine.connect() as conn:
+        for slug in history.slugs:
+            fund = app.get_fund(slug)
+            figures = fund_figures(conn, slug)
+            assert figures.unrestricted.received_minor == fund.figures[""]["received"]
+            for code, f in figures.purposes.items():
+                assert f.received_minor == fund.figures[code]["received"]
+                assert f.committed_minor == fund.figures[code]["committed"]
+                assert f.disbursed_minor == fund.figures[code]["disbursed"]
+                assert f.available_minor == fund.available_minor(code)
+            assert figures.totals.on_hand_minor == sum(
+                fund.on_hand_minor(code) for code in fund.figures
+            )
+
+
+def test_stopping_and_crashing_at_random_points_projects_each_event_once(
+    make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=5)
+    rng = random.Random(3)
+    ensure_schema(engine)
+    crashes = 0
+    real_flush = core.Projection.flush
+
+    def flaky_flush(self: core.Projection, conn: Any) -> None:
+        # Write this projection's rows, then fail before the commit: nothing may stay.
+        nonlocal crashes
+        real_flush(self, conn)
+        if rng.random() < 0.15:
+            crashes += 1
+            raise RuntimeError("crash between the rows and the commit")
+
+    monkeypatch.setattr(core.Projection, "flush", flaky_flush)
+    for _round in range(12):
+        history.run(rng.randrange(5, 25))
+        runner = ProjectionRunner(
+            app, engine, batch_size=rng.randrange(1, 9), backoff_s_first=0.001, attempts_max=50
+        )
+        runner.start()
+        time.sleep(rng.random() * 0.05)
+        runner.stop()  # wherever it happens to be
+        assert runner.error is None
+    monkeypatch.setattr(core.Projection, "flush", real_flush)
+    runner = ProjectionRunner(app, engine)
+    head = runner.catch_up()
+    assert crashes > 0
+    assert set(positions(engine).values()) == {head}
+    live = dump(engine)
+
+    rebuild(app, engine)
+
+    assert dump(engine) == live
+
+
+def test_a_redelivered_batch_changes_nothing(make_app: Any, db_url: str, engine: Engine) -> None:
+    app = make_app(db_url)
+    new_history(app, seed=2).run(40)
+    ensure_schema(engine)
+    projector = Projector(app, engine, [cls(LIVE) for cls in PROJECTIONS])
+    notifications = app.recorder.select_notifications(1, 1000)
+    projector.process(notifications, after=0)
+    once = dump(engine)
+
+    projector.process(notifications, after=0)  # the same events again
+    for p in projector.projections:
+        p.forget()  # and once more with nothing cached
+    projector.process(notifications[: len(notifications) // 2], after=0)
+
+    assert dump(engine) == once
+
+
+def test_the_fast_decoder_gives_what_the_mapper_gives(make_app: Any, sqlite_url: str) -> None:
+    app = make_app(sqlite_url)
+    history = new_history(app, seed=4).run(80)
+    app.erase_donor(donation_id=history.donations[0][1], actor="auditor")
+    decoder = FastDecoder(app.mapper)
+    notifications = app.recorder.select_notifications(1, 10_000)
+    assert decoder.enabled
+    for n in notifications:
+        fast, slow = decoder(n), app.mapper.to_domain_event(n)
+        assert type(fast) is type(slow)
+        assert vars(fast) == vars(slow)
+
+
+def test_the_journal_balance_runs_in_log_order_and_ends_at_the_funds_on_hand(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=8).run(120)
+    ProjectionRunner(app, engine).catch_up()
+    j = LIVE.journal
+    kinds: set[str] = set()
+    with engine.connect() as conn:
+        for slug in history.slugs:
+            lines = (
+                conn.execute(
+                    select(j).where(j.c.fund_id == str(fund_id(slug))).order_by(j.c.notification_id)
+                )
+                .mappings()
+                .all()
+            )
+            on_hand = available = 0
+            for number, line in enumerate(lines, start=1):
+                on_hand += line["amount_minor"]
+                if line["figure"] in ("received", "released"):
+                    available += line["figure_delta_minor"]
+                elif line["figure"] in ("refunded", "committed", "expenses"):
+                    available -= line["figure_delta_minor"]
+                assert line["line_no"] == number
+                assert line["balance_minor"] == on_hand >= 0
+                assert line["available_minor"] == available >= 0
+            fund = app.get_fund(slug)
+            assert on_hand == sum(fund.on_hand_minor(code) for code in fund.figures)
+            assert available == sum(fund.available_minor(code) for code in fund.figures)
+            kinds |= {line["kind"] for line in lines}
+    assert {"donation", "refund", "expense", "grant_commitment", "disbursement"} <= kinds
+
+
+def test_the_public_donation_columns_hold_nothing_of_the_sealed_donor(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    new_history(app, seed=9).run(60)
+    ProjectionRunner(app, engine).catch_up()
+    d = LIVE.donations
+    assert "donor_id" not in PUBLIC_DONATION_COLUMNS
+    assert not {c.name for c in d.columns} & {"donor_sealed", "donor_name", "donor_contact"}
+    with engine.connect() as conn:
+        rows = conn.execute(select(*[d.c[c] for c in PUBLIC_DONATION_COLUMNS])).all()
+    text = repr(rows)
+    assert rows
+    for full_name in ("张三", "王小明", "赵丽华", "John Smith", "138-0000-0000", "v1."):
+        assert full_name not in text
+    assert "张*" in text or "王*明" in text
+
+
+def test_erasing_a_donor_shows_in_the_donation_row(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=10).run(20)
+    donation_id = next(
+        d for _, d in history.donations if app.get_donation(d).donor_sealed is not None
+    )
+    runner = ProjectionRunner(app, engine)
+    runner.catch_up()
+    app.erase_donor(donation_id=donation_id, actor="auditor")
+    runner.catch_up()
+    with engine.connect() as conn:
+        row = (
+            conn.execute(select(LIVE.donations).where(LIVE.donations.c.donation_id == donation_id))
+            .mappings()
+            .one()
+        )
+    assert row["donor_erased"] is True
+    assert row["donor_details_kept"] is False
+
+
+def test_wait_for_returns_once_the_read_models_hold_the_write(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=12)
+    with ProjectionRunner(app, engine, poll_interval_s=0.02) as runner:
+        settle(runner, app)
+        for _ in range(5):
+            history.donate()
+            position = app.recorder.max_notification_id()
+            assert runner.wait_for(position, timeout_s=10)
+            assert min(runner.positions().values()) >= position
+            with engine.connect() as conn:
+                received = fund_figures(conn, TEA).totals.received_minor
+                fund = app.get_fund(TEA)
+                assert received == fund.totals()["received"]
+        assert runner.wait_for(position + 1000, timeout_s=0.2) is False
+        assert all(lag == 0 for lag in runner.lag().values())
+
+
+def test_a_failing_handler_is_retried_then_set_aside_while_the_others_go_on(
+    make_app: Any,
+    db_url: str,
+    engine: Engine,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = make_app(db_url)
+    new_history(app, seed=13).run(30)
+    money = ["ledger.domain.fund:Fund.ExpenseRecorded", "ledger.domain.fund:Fund.DonationCredited"]
+    bad = app.recorder.select_notifications(1, 1000, topics=money)[3].id
+    real = JournalProjection._handler
+
+    def breaking(self: JournalProjection, *spec: Any) -> Any:
+        handle = real(self, *spec)
+
+        def wrapped(notification_id: int, oid: str, e: Any) -> None:
+            if notification_id == bad:
+                raise ValueError("a bug in the journal")
+            handle(notification_id, oid, e)
+
+        return wrapped
+
+    caplog.set_level(logging.ERROR, logger="projections.runner")
+    monkeypatch.setattr(JournalProjection, "_handler", breaking)
+    runner = ProjectionRunner(app, engine, backoff_s_first=0.001, attempts_max=3)
+    with runner:
+        head = app.recorder.max_notification_id()
+        assert runner.wait_for(head, timeout_s=30)  # all but the journal, once set aside
+        deadline = time.monotonic() + 10
+        while "journal" not in runner.projector.excluded and time.monotonic() < deadline:
+            time.sleep(0.01)
+    monkeypatch.undo()
+
+    assert "journal" in runner.projector.excluded
+    failure = runner.failures["journal"]
+    assert failure.position == bad
+    assert failure.attempts == 3
+    assert f"at notification {bad}" in caplog.text
+    states = {s.name: s for s in projection_status(app, engine, runner.failures)}
+    assert states["journal"].position == bad - 1
+    assert states["journal"].lag > 0
+    assert states["journal"].failure is not None
+    assert all(states[n].lag == 0 for n in ("funds", "donations", "grants", "flows"))
+
+    # Fixed and restarted: the journal catches up from where it stopped.
+    ProjectionRunner(app, engine).catch_up()
+    live = dump(engine)
+    rebuild(app, engine)
+    assert dump(engine) == live
+
+
+def test_a_transient_failure_is_retried_until_it_passes(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from projections.db import make_engine
+
+    app = make_app(sqlite_url)
+    new_history(app, seed=14).run(10)
+    engine = make_engine(sqlite_url)
+    failures = {"left": 8}
+    real_flush = core.Projection.flush
+
+    def busy(self: core.Projection, conn: Any) -> None:
+        if failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("INSERT", {}, Exception("database is locked"))
+        real_flush(self, conn)
+
+    monkeypatch.setattr(core.Projection, "flush", busy)
+    with ProjectionRunner(app, engine, backoff_s_first=0.001, attempts_max=2) as runner:
+        assert runner.wait_for(app.recorder.max_notification_id(), timeout_s=30)
+        assert not runner.projector.excluded
+    engine.dispose()
+
+
+def test_a_new_projection_version_rebuilds_its_tables_at_start(
+    make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(db_url)
+    new_history(app, seed=15).run(40)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+    with engine.connect() as conn:
+        generation = {s.name: s.generation for s in projection_status(app, engine)}
+    monkeypatch.setattr(JournalProjection, "version", 2)
+    assert {s.name for s in projection_status(app, engine) if s.stale} == {"journal"}
+
+    with ProjectionRunner(app, engine) as runner:
+        settle(runner, app)
+
+    states = {s.name: s for s in projection_status(app, engine)}
+    assert states["journal"].tables_version == 2
+    assert states["journal"].generation > generation["journal"]
+    assert states["funds"].generation == generation["funds"]
+    assert dump(engine) == before
+    del conn
+
+
+def test_a_rebuild_under_live_writes_and_a_live_runner_loses_nothing(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=16).run(60)
+    writer = threading.Thread(target=history.run, args=(150,))
+    with ProjectionRunner(app, engine, poll_interval_s=0.01) as runner:
+        writer.start()
+        try:
+            for _ in range(2):
+                rebuild(app, engine, batch_size=16)
+        finally:
+            writer.join()
+        settle(runner, app)
+    live = dump(engine)
+    rebuild(app, engine)
+    assert dump(engine) == live
+
+
+@pytest.mark.postgres
+def test_postgres_runner_wakes_on_notify_and_one_runner_works_at_a_time(
+    make_app: Any, pg_url: str
+) -> None:
+    from projections.db import make_engine
+
+    app = make_app(pg_url)
+    history = new_history(app, seed=17)
+    engine = make_engine(pg_url)
+    first = ProjectionRunner(app, engine, safety_poll_s=60)
+    second = ProjectionRunner(app, engine, safety_poll_s=60)
+    with first:
+        settle(first, app)
+        with second:
+            time.sleep(0.3)
+            assert first.active
+            assert not second.active  # the advisory lock is held by the first
+            for _ in range(3):
+                history.donate()
+                started = time.monotonic()
+                # No poll for 60 s: only the NOTIFY can wake the first runner this fast.
+                assert first.wait_for(app.recorder.max_notification_id(), timeout_s=5)
+                assert time.monotonic() - started < 3
+                # The standby runner answers from the tracking table.
+                assert second.wait_for(app.recorder.max_notification_id(), timeout_s=5)
+    engine.dispose()
+
+
+def test_projection_error_names_the_projection_and_position() -> None:
+    error = ProjectionError("journal", 42, ValueError("boom"))
+    assert "journal" in str(error)
+    assert "42" in str(error)
+    assert not error.transient
