@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import queue
 import re
@@ -26,7 +27,7 @@ from eventsourcing.application import Application
 from sqlalchemy import Connection, Engine, inspect, select, update
 from sqlalchemy.schema import CreateTable
 
-from projections.core import BUILD_SLOT, Decoded, Projector, RebuildSuperseded
+from projections.core import BUILD_SLOT, Decoded, Projection, Projector, RebuildSuperseded
 from projections.db import write_engine
 from projections.schema import ensure_schema, lock_schema, projection_classes, tables_of
 from projections.tables import make_tables, projection_state
@@ -60,11 +61,75 @@ def rebuild(
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Rebuild the named projections (all by default) from the whole event log."""
+    with _cyclic_gc_paused():
+        return _rebuild(app, engine, names, batch_size=batch_size, progress=progress)
+
+
+@contextlib.contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """A rebuild makes millions of short-lived objects and keeps large caches: the cyclic
+    garbage collector's passes over them cost a third of the time. It makes no reference
+    cycles worth collecting (reference counting frees what it drops), so the collector
+    pauses while it runs, process-wide, and runs once after."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+            gc.collect(1)
+
+
+def _rebuild(
+    app: Application[Any],
+    engine: Engine,
+    names: Iterable[str] | None,
+    *,
+    batch_size: int,
+    progress: Progress | None,
+) -> RebuildResult:
     classes = projection_classes(names)
     started = time.perf_counter()
     ensure_schema(engine)
     engine_w = write_engine(engine)
     generation = _claim(engine_w, [c.name for c in classes])
+    try:
+        return _build(app, engine, classes, generation, batch_size, progress, started)
+    except BaseException:
+        _abandon(engine_w, [c.name for c in classes], generation)
+        raise
+
+
+def _abandon(engine_w: Engine, names: list[str], generation: int) -> None:
+    """After a failed rebuild: drop its tables and its claim (best effort; the live tables
+    were never touched)."""
+    try:
+        with engine_w.begin() as conn:
+            lock_schema(conn)
+            _drop_leftovers(conn, names, generation)
+            conn.execute(
+                update(projection_state)
+                .where(
+                    projection_state.c.name.in_(names),
+                    projection_state.c.build_generation == generation,
+                )
+                .values(build_generation=None, build_version=None, build_position=None)
+            )
+    except Exception:
+        log.exception("cleaning up after a failed rebuild failed; the next rebuild will")
+
+
+def _build(
+    app: Application[Any],
+    engine: Engine,
+    classes: list[type[Projection]],
+    generation: int,
+    batch_size: int,
+    progress: Progress | None,
+    started: float,
+) -> RebuildResult:
+    engine_w = write_engine(engine)
     shadow = make_tables(f"__g{generation}")
     projections = [cls(shadow) for cls in classes]
     with engine_w.begin() as conn:
@@ -173,13 +238,16 @@ def _claim(engine_w: Engine, names: list[str]) -> int:
     return generation
 
 
-def _drop_leftovers(conn: Connection, names: list[str]) -> None:
+def _drop_leftovers(conn: Connection, names: list[str], generation: int | None = None) -> None:
+    """Drop rebuild tables of these projections (of one ``generation``, or all)."""
     bases = {base for cls in projection_classes(names) for base in cls.table_names}
-    pattern = re.compile(r"^(?P<base>rm_[a-z_]+?)__g\d+$")
+    pattern = re.compile(r"^(?P<base>rm_[a-z_]+?)__g(?P<generation>\d+)$")
     quote = conn.dialect.identifier_preparer.quote
     for table in inspect(conn).get_table_names():
         match = pattern.match(table)
-        if match and match["base"] in bases:
+        if not match or match["base"] not in bases:
+            continue
+        if generation is None or int(match["generation"]) == generation:
             conn.exec_driver_sql(f"DROP TABLE {quote(table)}")
 
 

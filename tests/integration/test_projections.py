@@ -386,3 +386,36 @@ def test_projection_error_names_the_projection_and_position() -> None:
     assert "journal" in str(error)
     assert "42" in str(error)
     assert not error.transient
+
+
+def test_a_rebuild_that_fails_midway_leaves_the_live_tables_and_no_leftovers(
+    make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    app = make_app(db_url)
+    new_history(app, seed=18).run(60)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+    batches = {"n": 0}
+    real = Projector.process_decoded
+
+    def failing(self: Projector, events: Any, *, after: int) -> None:
+        batches["n"] += 1
+        if batches["n"] == 3:
+            raise RuntimeError("the disk is full")
+        real(self, events, after=after)
+
+    monkeypatch.setattr(Projector, "process_decoded", failing)
+    with pytest.raises(RuntimeError, match="disk is full"):
+        rebuild(app, engine, batch_size=10)
+    monkeypatch.undo()
+
+    assert dump(engine) == before
+    with engine.connect() as conn:
+        leftovers = [t for t in inspect(conn).get_table_names() if "__g" in t]
+    assert leftovers == []
+    assert not any(s.rebuilding for s in projection_status(app, engine))
+    result = rebuild(app, engine)
+    assert result.position == app.recorder.max_notification_id()
+    assert dump(engine) == before
