@@ -44,10 +44,13 @@ def create_api(
     app: LedgerApp | None = None,
     clock: Callable[[], datetime] | None = None,
     services: Services | None = None,
-    run_projections: bool = True,
+    run_projections: bool | None = None,
 ) -> FastAPI:
     """The API on ``settings``' database. ``app``: a LedgerApp to use (the caller closes it);
-    ``services``: everything ready-made (tests; the caller closes it)."""
+    ``services``: everything ready-made (tests; the caller closes it); ``run_projections``:
+    run the projection runner in this process (default: ``settings.projections_in_process``;
+    otherwise a ``ledger projector`` process does, and writes wait on its positions)."""
+    in_process = settings.projections_in_process if run_projections is None else run_projections
 
     @asynccontextmanager
     async def lifespan(api: FastAPI) -> AsyncIterator[None]:
@@ -55,7 +58,7 @@ def create_api(
             yield
             return
         opened = await anyio.to_thread.run_sync(
-            lambda: Services.open(settings, app=app, clock=clock, run_projections=run_projections)
+            lambda: Services.open(settings, app=app, clock=clock, run_projections=in_process)
         )
         api.state.services = opened
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -453,6 +454,38 @@ def serve(
     _serve(state.settings, host=host, port=port, workers=workers, access_log=access_log)
 
 
+@app.command()
+def projector(ctx: typer.Context) -> None:
+    """Keep the read models current, in this process, until stopped (Ctrl-C): for
+    deployments whose API runs several workers (LEDGER_PROJECTIONS_IN_PROCESS=false)."""
+    from ledger.application import LedgerApp
+    from projections.db import make_engine
+    from projections.runner import ProjectionRunner
+    from projections.schema import ensure_schema
+
+    state = _state(ctx)
+    _prepare_storage(state.settings)
+    ledger = LedgerApp(state.settings)
+    engine = make_engine(state.settings.database_url)
+    ensure_schema(engine)
+    runner = ProjectionRunner(ledger, engine).start()
+    typer.echo(f"projecting {state.settings.database_url} (Ctrl-C to stop)", err=True)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while runner.running:
+            runner.join(timeout_s=1.0)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        runner.stop()
+        engine.dispose()
+        ledger.close()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log: bool) -> None:
     import uvicorn
 
@@ -463,7 +496,13 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
             create_api(settings), host=host, port=port, access_log=access_log, log_level="info"
         )
         return
-    # Worker processes read their settings from the environment.
+    # Worker processes read their settings from the environment. Several workers would each
+    # run the projections: a separate `ledger projector` process does that instead.
+    os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "false"
+    typer.echo(
+        "several workers: run `ledger projector` beside them to keep the read models current",
+        err=True,
+    )
     os.environ["LEDGER_DATABASE_URL"] = settings.database_url
     os.environ["LEDGER_KEY_DIR"] = str(settings.key_dir)
     os.environ["LEDGER_TIMEZONE"] = settings.timezone

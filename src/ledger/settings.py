@@ -27,7 +27,12 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="Where the fund's business day is counted (today, closed months)",
     )
-    aggregate_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    projections_in_process: bool = Field(
+        default=True,
+        description="Run the projections inside the server process; set false when a separate "
+        "`ledger projector` process does (several API workers)",
+    )
 
 
 @lru_cache(maxsize=1)
