@@ -24,6 +24,7 @@ Errors::
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -39,6 +40,7 @@ from eventsourcing.persistence import (
     Notification,
     find_id_convertor,
 )
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
 from orjson import loads as json_loads
 from sqlalchemy import (
@@ -64,6 +66,7 @@ log = logging.getLogger(__name__)
 
 ROWS_CACHED_MAX = 50_000  # per table, between batches
 BATCH_EVENTS_MAX = 5_000
+IDS_CACHED_MAX = 100_000  # originator ids kept converted while reading the log
 
 
 class ProjectionError(Exception):
@@ -305,6 +308,7 @@ class FastDecoder:
             and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
         )
         self._classes: dict[str, Any] = {}
+        self._convertors: dict[tuple[Any, type], Callable[[Any], Any]] = {}
 
     def _class_of(self, topic: str) -> Any:
         cls = resolve_topic(topic)
@@ -316,28 +320,57 @@ class FastDecoder:
     def __call__(self, notification: Notification) -> Any:
         if not self.enabled:
             return self.mapper.to_domain_event(notification)
-        topic = notification.topic
+        return self.decode(
+            notification.id,
+            notification.originator_id,
+            notification.originator_version,
+            notification.topic,
+            notification.state,
+        )
+
+    def decode(
+        self, id_: int, originator_id: Any, originator_version: int, topic: str, state: bytes
+    ) -> Any:
+        """The event of a stored row's parts (``originator_id`` as the recorder gives it)."""
+        if not self.enabled:
+            return self._slow(id_, originator_id, originator_version, topic, state)
         cls = self._classes.get(topic, _UNSEEN)
         if cls is _UNSEEN:
             cls = self._class_of(topic)
-        state = notification.state
         if cls is None or state.count(b'"_type_"') != 1:
-            return self.mapper.to_domain_event(notification)
+            return self._slow(id_, originator_id, originator_version, topic, state)
         try:
             event_state = json_loads(state)
         except ValueError:  # what orjson refuses (say a lone surrogate), json may accept
-            return self.mapper.to_domain_event(notification)
+            return self._slow(id_, originator_id, originator_version, topic, state)
         timestamp = event_state.get("timestamp")
         if type(timestamp) is not dict or timestamp.get("_type_") != "datetime_iso":
-            return self.mapper.to_domain_event(notification)
+            return self._slow(id_, originator_id, originator_version, topic, state)
         event_state["timestamp"] = datetime.fromisoformat(timestamp["_data_"])
-        originator_id = notification.originator_id
-        convert = find_id_convertor(cls, cast(Hashable, type(originator_id)))
+        id_type = type(originator_id)
+        convert = self._convertors.get((cls, id_type))
+        if convert is None:
+            convert = self._convertors[cls, id_type] = find_id_convertor(
+                cls, cast(Hashable, id_type)
+            )
         event_state["originator_id"] = convert(originator_id)
-        event_state["originator_version"] = notification.originator_version
+        event_state["originator_version"] = originator_version
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
+
+    def _slow(
+        self, id_: int, originator_id: Any, originator_version: int, topic: str, state: bytes
+    ) -> Any:
+        return self.mapper.to_domain_event(
+            Notification(
+                id=id_,
+                originator_id=originator_id,
+                originator_version=originator_version,
+                topic=topic,
+                state=state,
+            )
+        )
 
 
 _UNSEEN = object()
@@ -462,6 +495,11 @@ class Projector:
             for topic, handler in p.handlers.items():
                 self.dispatch.setdefault(topic, []).append((p, handler))
         self.decoder = FastDecoder(app.mapper)
+        # Stored originator ids, converted as the recorder converts them, and as text.
+        self._ids: dict[Any, tuple[Any, str]] = {}
+        # A rebuild's mode: batches are applied in memory only, and ``write_deferred``
+        # writes every row once, in one transaction, at the end.
+        self.deferred = False
         self.excluded: set[str] = set()  # failed: left alone until restarted
         self.awaiting_rebuild: set[str] = set()  # tables of another version
 
@@ -521,12 +559,50 @@ class Projector:
             for n in notifications
         ]
 
+    def read_decoded(self, after: int, limit: int) -> list[Decoded]:
+        """The log after ``after`` (at most ``limit`` notifications), decoded. On SQLite the
+        events table is read directly, without the recorder's ``Notification`` objects;
+        the events and ids are the same (the recorder's own id conversion)."""
+        recorder = self.app.recorder
+        if not isinstance(recorder, SQLiteApplicationRecorder):
+            return self.decode(
+                recorder.select_notifications(after + 1, limit, inclusive_of_start=True)
+            )
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state "
+            f"FROM {recorder.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?"
+        )
+        with recorder.datastore.transaction(commit=False) as curs:
+            curs.execute(statement, (after, limit))
+            rows = curs.fetchall()
+        decode = self.decoder.decode
+        convert_id = recorder.convert_originator_id
+        ids = self._ids
+        if len(ids) > IDS_CACHED_MAX:
+            ids.clear()
+        topics = self.topics
+        out: list[Decoded] = []
+        append = out.append
+        for id_, originator_id, version, topic, state in rows:
+            if topic in topics:
+                known = ids.get(originator_id)
+                if known is None:
+                    oid = convert_id(originator_id)
+                    known = ids[originator_id] = (oid, str(oid))
+                append((id_, topic, decode(id_, known[0], version, topic, state), known[1]))
+            else:
+                append((id_, topic, None, ""))
+        return out
+
     def process(self, notifications: Sequence[Notification], *, after: int) -> None:
         """Apply ``notifications`` — all of the log after ``after`` up to the last one, in
         order — in one transaction."""
         self.process_decoded(self.decode(notifications), after=after)
 
     def process_decoded(self, events: Sequence[Decoded], *, after: int) -> None:
+        if self.deferred:
+            self._apply_deferred(events)
+            return
         try:
             with self.engine_w.begin() as conn:
                 done = self.process_in(conn, events, after=after)
@@ -571,12 +647,106 @@ class Projector:
             for p in projections:
                 p.conn = None  # type: ignore[assignment]
 
+    def defer_writes(self) -> None:
+        """Rebuild mode, for projections whose tables are new and empty: keep every row in
+        memory (no eviction, so a key not in memory is not in the table: no lookups), apply
+        batches there, and write each row once (one ``executemany`` per table, inserts
+        only) in ``write_deferred``."""
+        for p in self.projections:
+            p.forget(empty=True)
+            p.position = 0
+            for part in p.parts:
+                if isinstance(part, Rows):
+                    part.cached_max = sys.maxsize
+        self.deferred = True
+
+    def _apply_deferred(self, events: Sequence[Decoded]) -> None:
+        if not events:
+            return
+        try:
+            self._apply(self.projections, events)
+        except BaseException:
+            for p in self.projections:
+                p.forget()
+            raise
+        last_id = events[-1][0]
+        for p in self.projections:
+            p.position = max(p.position, last_id)
+        # Rows only ever inserted are written while they are fresh in memory (writing
+        # them all at the end was slower per row as the rebuild grew); the position is
+        # written at the end only, with the rest.
+        appended = [
+            (p, part)
+            for p in self.projections
+            for part in p.parts
+            if isinstance(part, Appends) and part.rows
+        ]
+        if appended:
+            with self.engine_w.begin() as conn:
+                for p, part in appended:
+                    try:
+                        part.flush(conn)
+                    except Exception as e:
+                        raise ProjectionError(p.name, last_id, e) from e
+                    part.committed()
+
+    def write_deferred(self) -> int:
+        """Write what ``process_decoded`` applied in rebuild mode, with the position, in one
+        transaction; returns the position (0: nothing was applied)."""
+        slot = self.slot
+        projections = [p for p in self.projections if p.position > 0]
+        if not projections:
+            self.deferred = False
+            return 0
+        try:
+            with self.engine_w.begin() as conn:
+                states = self._states(conn, lock=True)
+                for p in projections:
+                    state = states[p.name]
+                    if self.generation is not None and state[slot.generation] != self.generation:
+                        raise RebuildSuperseded(f"another rebuild of {p.name!r} took over")
+                    if int(state[slot.position] or 0) != 0:
+                        raise RebuildSuperseded(f"the tables of {p.name!r} are not new")
+                    try:
+                        p.flush(conn)
+                        conn.execute(
+                            update(projection_state)
+                            .where(projection_state.c.name == p.name)
+                            .values({slot.position: p.position})
+                        )
+                    except Exception as e:
+                        raise ProjectionError(p.name, p.position, e) from e
+                    p.trusted = (state[slot.generation], p.position)
+        except BaseException:
+            for p in self.projections:
+                p.forget()
+            raise
+        finally:
+            self.deferred = False
+        for p in projections:
+            p.batch_committed()
+        return max(p.position for p in projections)
+
     def _apply(self, projections: list[Projection], events: Sequence[Decoded]) -> None:
         ready = set(projections)
         dispatch = {
             topic: [(p, h) for p, h in pairs if p in ready]
             for topic, pairs in self.dispatch.items()
         }
+        if projections and events and max(p.position for p in projections) < events[0][0]:
+            # Every event is new to every projection (a rebuild's batches, most live ones):
+            # no position checks, and one ``try`` around the batch.
+            notification_id, p = 0, projections[0]
+            get = dispatch.get
+            try:
+                for notification_id, topic, domain_event, originator_id in events:
+                    if domain_event is None:
+                        continue
+                    for p, handler in get(topic, ()):  # noqa: B007  (named in the error)
+                        handler(notification_id, originator_id, domain_event)
+            except Exception as e:
+                raise ProjectionError(p.name, notification_id, e) from e
+            return
         for notification_id, topic, domain_event, originator_id in events:
             if domain_event is None:
                 continue

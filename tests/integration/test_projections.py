@@ -139,6 +139,25 @@ def test_the_fast_decoder_gives_what_the_mapper_gives(make_app: Any, sqlite_url:
         assert vars(fast) == vars(slow)
 
 
+def test_reading_the_log_directly_gives_what_the_recorder_gives(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    app = make_app(db_url)
+    new_history(app, seed=5).run(80)
+    projector = Projector(app, engine, [cls(LIVE) for cls in PROJECTIONS])
+    direct = projector.read_decoded(3, 10_000) + projector.read_decoded(0, 3)
+    assert len(direct) == app.recorder.max_notification_id()
+    expected = projector.decode(app.recorder.select_notifications(1, 10_000))
+
+    def comparable(d: Any) -> tuple[Any, ...]:
+        event = d[2]
+        return d[0], d[1], d[3], type(event), None if event is None else vars(event)
+
+    direct.sort(key=lambda d: d[0])
+    assert [comparable(d) for d in direct] == [comparable(d) for d in expected]
+    assert any(d[2] is not None for d in direct)
+
+
 def test_the_journal_balance_runs_in_log_order_and_ends_at_the_funds_on_hand(
     make_app: Any, db_url: str, engine: Engine
 ) -> None:
