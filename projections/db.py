@@ -24,11 +24,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 
 from ledger.domain.errors import InvalidInput
-from ledger.store import StoreUrl, parse_url
+from ledger.store import StoreUrl, parse_url, sqlite_write_lock
 
 SQLITE_BUSY_TIMEOUT_S = 30
 SQLITE_CACHE_KIB = 65_536  # per connection: index pages of large read models stay in memory
 WRITE_OPTION = "ledger_projection_write"
+_HELD_KEY = "ledger_write_locks_held"
 
 
 _STORES: WeakKeyDictionary[Engine, StoreUrl] = WeakKeyDictionary()
@@ -80,7 +81,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
             **kwargs,
         )
-        _sqlite_transactions(engine)
+        _sqlite_transactions(engine, store.path)
     else:
         engine = create_engine(
             url,
@@ -97,9 +98,12 @@ def write_engine(engine: Engine) -> Engine:
     return engine.execution_options(**{WRITE_OPTION: True})
 
 
-def _sqlite_transactions(engine: Engine) -> None:
+def _sqlite_transactions(engine: Engine, path: str) -> None:
     """pysqlite's own transaction handling is switched off; SQLAlchemy's ``begin`` emits
-    ``BEGIN`` (readers) or ``BEGIN IMMEDIATE`` (the projector)."""
+    ``BEGIN`` (readers) or ``BEGIN IMMEDIATE`` (the projector). A write transaction first
+    takes the file's in-process write lock (shared with the event store's recorder), and
+    gives it back when its connection returns to the pool, after the commit."""
+    write_lock = sqlite_write_lock(path)
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
@@ -114,6 +118,18 @@ def _sqlite_transactions(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(connection: Connection) -> None:
         if connection.get_execution_options().get(WRITE_OPTION):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            write_lock.acquire()
+            held: list[Any] = connection.info.setdefault(_HELD_KEY, [])
+            held.append(write_lock)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                held.pop().release()
+                raise
         else:
             connection.exec_driver_sql("BEGIN")
+
+    @event.listens_for(engine.pool, "checkin")
+    def _checkin(_dbapi_connection: Any, record: Any) -> None:
+        for lock in reversed(record.info.pop(_HELD_KEY, [])):
+            lock.release()

@@ -13,6 +13,7 @@ durable commit. Erasing a donor deletes its row: the key is then gone for good.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,6 +112,22 @@ def eventsourcing_env(url: str) -> dict[str, str]:
     }
 
 
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def sqlite_write_lock(path: str) -> threading.RLock:
+    """One lock per SQLite file in this process, taken by every writer of it (the event
+    store and the read models): SQLite has one write lock per file, and a writer that meets
+    it busy sleeps in millisecond steps; writers of one process queue here instead."""
+    key = os.path.realpath(path)
+    with _WRITE_LOCKS_GUARD:
+        lock = _WRITE_LOCKS.get(key)
+        if lock is None:
+            lock = _WRITE_LOCKS[key] = threading.RLock()
+        return lock
+
+
 class DonorKeyRecorder:
     """What the application needs of a recorder besides events."""
 
@@ -152,6 +169,12 @@ class LedgerSQLiteFactory(SQLiteFactory):
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with sqlite_write_lock(self.datastore.pool.db_name):
+            return super().insert_events(stored_events, **kwargs)
+
     def construct_create_table_statements(self) -> list[str]:
         return [
             *super().construct_create_table_statements(),
