@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import IntegrityError
+
 BATCH_WRITES_MAX = 500
 WAIT_SLICE_S = 1.0
 
@@ -127,6 +129,4 @@ class GroupCommit:
 
 
 def _follow_failure(error: BaseException) -> BaseException:
-    from eventsourcing.persistence import IntegrityError
-
     return IntegrityError(f"an earlier write of the same group failed: {error}")

@@ -169,10 +169,15 @@ class LedgerSQLiteFactory(SQLiteFactory):
 
 
 class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
+    def __init__(self, datastore: Any, events_table_name: str = "stored_events") -> None:
+        super().__init__(datastore, events_table_name)
+        # Looked up once: resolving the path is not for every write.
+        self.write_lock = sqlite_write_lock(datastore.pool.db_name)
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with sqlite_write_lock(self.datastore.pool.db_name):
+        with self.write_lock:
             return super().insert_events(stored_events, **kwargs)
 
     def construct_create_table_statements(self) -> list[str]:
@@ -204,7 +209,7 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
             return bytes(row[0]) if row else None
 
     def delete_donor_key(self, donor_id: str) -> bool:
-        with self.datastore.transaction(commit=True) as c:
+        with self.write_lock, self.datastore.transaction(commit=True) as c:
             c.execute("DELETE FROM donor_keys WHERE donor_id = ?", (donor_id,))
             return bool(c.sqlite_cursor.rowcount)
 
