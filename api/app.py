@@ -26,6 +26,7 @@ from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit
 from api.services import Services
 from ledger.application import LedgerApp
+from ledger.runtime import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 
 TITLE = "Community fund ledger"
@@ -93,7 +94,9 @@ def create_api(
 
 def create_api_from_env() -> FastAPI:
     """For ``uvicorn --factory`` (several workers): settings from ``LEDGER_*``."""
-    return create_api(get_settings())
+    api = create_api(get_settings())
+    tune_gc_for_server()
+    return api
 
 
 def _openapi(api: FastAPI) -> dict[str, Any]:

@@ -36,6 +36,7 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
+from ledger.runtime import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 from ledger.store import parse_url
 from projections.cli import projections_app
@@ -468,6 +469,7 @@ def projector(ctx: typer.Context) -> None:
     ledger = LedgerApp(state.settings)
     engine = make_engine(state.settings.database_url)
     ensure_schema(engine)
+    tune_gc_for_server()
     runner = ProjectionRunner(ledger, engine).start()
     typer.echo(f"projecting {state.settings.database_url} (Ctrl-C to stop)", err=True)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -492,9 +494,9 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
     from api.app import create_api
 
     if workers == 1:
-        uvicorn.run(
-            create_api(settings), host=host, port=port, access_log=access_log, log_level="info"
-        )
+        api = create_api(settings)
+        tune_gc_for_server()
+        uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
         return
     # Worker processes read their settings from the environment. Several workers would each
     # run the projections: a separate `ledger projector` process does that instead.

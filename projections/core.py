@@ -304,7 +304,8 @@ class FastDecoder:
         self.enabled = (
             mapper.cipher is None
             and mapper.compressor is None
-            and type(transcoder) is JSONTranscoder
+            and isinstance(transcoder, JSONTranscoder)
+            and type(transcoder).decode is JSONTranscoder.decode
             and type(transcoder.names.get("datetime_iso")) is DatetimeAsISO
         )
         self._classes: dict[str, Any] = {}

@@ -34,7 +34,7 @@ from eventsourcing.application import (
     ProcessingEvent,
 )
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
 from ledger.commit import GroupCommit, PendingWrite
 from ledger.domain.common import (
@@ -63,6 +63,7 @@ from ledger.domain.grant import Grant
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
 from ledger.settings import Settings
 from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
+from ledger.transcoder import LedgerTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +156,12 @@ class LedgerApp(Application[UUID]):
         self._command_lock = threading.RLock()
         self._touched: set[UUID] = set()
         self._in_command = _CommandState()
-        self._committer = GroupCommit(write=self._write_batch, on_failure=self._batch_failed)
+        self._committer = GroupCommit(
+            write=self._write_batch, on_failure=self._batch_failed, after_write=self._written
+        )
+        # Called with the log position of a durable batch's last event, in the thread that
+        # wrote it, before the batch's commands return (see ``GroupCommit``).
+        self.after_write: list[Callable[[int], None]] = []
         self.conflicts_retried = 0
         super().__init__(env=library_env)
 
@@ -182,8 +188,10 @@ class LedgerApp(Application[UUID]):
         for obj in objs:
             if obj is None:
                 continue
-            write.events.extend(obj.collect_events())
+            events = obj.collect_events()
+            write.events.extend(events)
             write.aggregates[obj.id] = obj
+            self._snapshot_if_due(obj, events, write)
             if cache is not None:
                 # Later commands of this process build on it before it is durable.
                 cache.put(obj.id, obj)
@@ -191,15 +199,38 @@ class LedgerApp(Application[UUID]):
         self._in_command.writes.append(write)
         return []
 
+    def _snapshot_if_due(self, aggregate: Any, events: list[Any], write: PendingWrite) -> None:
+        """Take the aggregate's snapshot now if its new events reach a snapshotting interval.
+
+        The library would read the aggregate back from the store after the commit (up to an
+        interval of events replayed, in the committing thread). Here the live aggregate is
+        at hand: its snapshot is encoded at once (later commands change the object) and
+        written once the write is durable — never if the write fails.
+        """
+        if self.snapshots is None or not events:
+            return
+        interval = self.snapshotting_intervals.get(type(aggregate))
+        if interval is None:
+            return
+        first, last = events[0].originator_version, events[-1].originator_version
+        if last // interval == (first - 1) // interval:
+            return
+        snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+        if snapshot_class is None:
+            return
+        snapshot = snapshot_class.take(aggregate)
+        write.snapshots.append(self.snapshots.mapper.to_stored_event(snapshot))
+
     def _write_batch(self, batch: list[PendingWrite]) -> None:
         """One transaction for every write of the batch; then snapshots (best effort)."""
-        processing_event: ProcessingEvent[UUID] = ProcessingEvent()
+        events: list[Any] = []
         donor_keys: list[DonorKey] = []
+        snapshots: list[Any] = []
         for write in batch:
-            processing_event.events.extend(write.events)
-            processing_event.aggregates.update(write.aggregates)
+            events.extend(write.events)
             donor_keys.extend(write.donor_keys)
-        recordings = self.events.put(processing_event.events, donor_keys=donor_keys)
+            snapshots.extend(write.snapshots)
+        recordings = self.events.put(events, donor_keys=donor_keys)
         if recordings:
             offset = 0
             for write in batch:
@@ -207,7 +238,23 @@ class LedgerApp(Application[UUID]):
                 if count:
                     write.position = recordings[offset + count - 1].notification.id
                 offset += count
-        self._take_snapshots(processing_event)
+        if snapshots and self.snapshots is not None:
+            # An optimisation written after the commit: its failure must not make a
+            # committed command look failed.
+            try:
+                with getattr(self.recorder, "write_lock", contextlib.nullcontext()):
+                    self.snapshots.recorder.insert_events(snapshots)
+            except Exception:
+                log.exception("writing a snapshot failed; the events were recorded")
+
+    def _written(self, batch: list[PendingWrite]) -> None:
+        if not self.after_write:
+            return
+        positions = [w.position for w in batch if w.position is not None]
+        if positions:
+            last = max(positions)
+            for callback in self.after_write:
+                callback(last)
 
     def _batch_failed(self, batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
         """A group's transaction failed: everything queued after it was computed on its
@@ -217,6 +264,11 @@ class LedgerApp(Application[UUID]):
             later = self._committer.drain()
             _clear_cache(self.repository.cache)
         return later
+
+    def construct_transcoder(self) -> Transcoder:
+        transcoder = LedgerTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
         # A snapshot is an optimisation taken after the commit: its failure must not make

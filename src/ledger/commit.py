@@ -15,10 +15,16 @@ If a batch's transaction fails, every command in it fails with the same error (a
 queued behind it, because those commands were decided on the failed batch's state.
 
 Nothing is reported as recorded before its transaction committed.
+
+``after_write(batch)`` runs in the leader's thread once a batch is durable, before its
+commands are woken (the lead has passed on by then): the HTTP API brings the read models up
+to the batch there, so that its waiting commands find their writes projected.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,8 +33,29 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+log = logging.getLogger(__name__)
+
 BATCH_WRITES_MAX = 500
 WAIT_SLICE_S = 1.0
+
+
+class _Signal:
+    """A one-waiter wake-up: a lock held until ``set`` (a ``threading.Event`` costs a
+    condition and a lock per command; the thread that waits is always the write's own)."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        with contextlib.suppress(RuntimeError):  # already set
+            self._lock.release()
+
+    def wait(self, timeout_s: float) -> None:
+        """Return when set (and reset it), or after ``timeout_s``."""
+        self._lock.acquire(timeout=timeout_s)
 
 
 @dataclass(eq=False)
@@ -38,11 +65,12 @@ class PendingWrite:
     events: list[Any] = field(default_factory=list)
     aggregates: dict[UUID, Any] = field(default_factory=dict)
     donor_keys: list[Any] = field(default_factory=list)
+    snapshots: list[Any] = field(default_factory=list)  # stored, written after the commit
     done: bool = False
     error: BaseException | None = None
     position: int | None = None  # notification id of its last event, once written
     lead: bool = False  # this command's thread writes the next batch
-    woken: threading.Event = field(default_factory=threading.Event)
+    woken: _Signal = field(default_factory=_Signal)
 
 
 class GroupCommit:
@@ -51,9 +79,11 @@ class GroupCommit:
         *,
         write: Callable[[list[PendingWrite]], None],
         on_failure: Callable[[list[PendingWrite], BaseException], list[PendingWrite]],
+        after_write: Callable[[list[PendingWrite]], None] | None = None,
     ) -> None:
         self._write = write
         self._on_failure = on_failure
+        self._after_write = after_write
         self._lock = threading.Lock()
         self._queue: list[PendingWrite] = []
         self._writing = False
@@ -88,7 +118,6 @@ class GroupCommit:
                 self._lead()
             else:
                 write.woken.wait(WAIT_SLICE_S)
-                write.woken.clear()
         if write.error is not None:
             raise write.error
 
@@ -111,9 +140,10 @@ class GroupCommit:
         finally:
             successor: PendingWrite | None = None
             with self._lock:
-                for member in batch:
-                    member.error = error
-                    member.done = True
+                if error is not None:
+                    for member in batch:
+                        member.error = error
+                        member.done = True
                 for member in drained:
                     member.error = _follow_failure(error) if error else None
                     member.done = True
@@ -122,10 +152,21 @@ class GroupCommit:
                     successor.lead = True
                 else:
                     self._writing = False
-            for member in (*batch, *drained):
-                member.woken.set()
+            # The next batch is written while this one's ``after_write`` runs.
             if successor is not None:
                 successor.woken.set()
+            try:
+                if error is None and self._after_write is not None:
+                    self._after_write(batch)
+            except Exception:  # its work is an optimisation; the batch is durable
+                log.exception("after_write failed; the batch was recorded")
+            finally:
+                if error is None:
+                    with self._lock:
+                        for member in batch:
+                            member.done = True
+                for member in (*batch, *drained):
+                    member.woken.set()
 
 
 def _follow_failure(error: BaseException) -> BaseException:

@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ledger.application import SNAPSHOT_INTERVAL_FUND, SNAPSHOT_INTERVAL_OTHER, DonorIn, LedgerApp
 from ledger.domain.common import fund_id
 
@@ -193,3 +195,48 @@ def test_a_long_grant_history_is_snapshotted_and_loads_in_a_new_app(
     assert vars(fresh.get_grant(grant.id)) == expected
     assert vars(replay(fresh, grant.id)) == expected
     assert fresh.get_fund(TEA).figures[""]["disbursed"] == expected["disbursed_minor"]
+
+
+def test_a_snapshot_is_written_only_with_the_events_it_sums_up(
+    make_app: Any, sqlite_url: str, sqlite_path: Path, open_tea: Any, monkeypatch: Any
+) -> None:
+    """The snapshot is taken from the live fund when a save reaches the interval, and
+    written once that save is durable: a failed write leaves no snapshot behind."""
+    from eventsourcing.persistence import OperationalError
+
+    app = make_app(sqlite_url)
+    open_tea(app)
+
+    def donate(key: str) -> Any:
+        return app.record_donation(
+            slug=TEA, key=key, amount_minor=100, received_on="2026-11-27", channel="cash", actor="t"
+        )
+
+    for i in range(SNAPSHOT_INTERVAL_FUND - 2):
+        donate(f"d{i}")
+    assert app.get_fund(TEA).version == SNAPSHOT_INTERVAL_FUND - 1
+
+    def snapshot_versions() -> list[int]:
+        with sqlite3.connect(sqlite_path) as conn:
+            rows = conn.execute(
+                "SELECT originator_version FROM stored_snapshots WHERE originator_id = ?",
+                (fund_id(TEA).hex,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    put = app.events.put
+
+    def failing_put(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError("disk I/O error")
+
+    monkeypatch.setattr(app.events, "put", failing_put)
+    with pytest.raises(OperationalError):
+        donate("lost")
+    assert snapshot_versions() == []
+    monkeypatch.setattr(app.events, "put", put)
+
+    donate("kept")
+    assert snapshot_versions() == [SNAPSHOT_INTERVAL_FUND]
+    fresh = make_app(sqlite_url)
+    assert fund_state(fresh) == fund_state(app)
+    assert vars(replay(fresh, fund_id(TEA))) == vars(fresh.get_fund(TEA))

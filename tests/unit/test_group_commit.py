@@ -123,3 +123,61 @@ def test_a_failed_batch_fails_its_writes_and_everything_queued_behind_it() -> No
     assert after.lead  # the lead was given back: the next write goes through
     commit.wait(after)
     assert store.batches == [[after]]
+
+
+def test_after_write_runs_once_per_durable_batch_before_its_writes_are_done() -> None:
+    store = FakeStore(write_s=0.002)
+    seen: list[tuple[int, bool]] = []  # (batch size, were its writes done already?)
+    commit: GroupCommit
+
+    def after_write(batch: list[PendingWrite]) -> None:
+        seen.append((len(batch), any(w.done for w in batch)))
+
+    def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
+        return commit.drain()
+
+    commit = GroupCommit(write=store.write, on_failure=on_failure, after_write=after_write)
+    order_lock = threading.Lock()
+
+    def command() -> None:
+        for _ in range(20):
+            write = PendingWrite()
+            with order_lock:
+                commit.enqueue(write)
+            commit.wait(write)
+
+    threads = [threading.Thread(target=command) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(JOIN_TIMEOUT_S)
+    assert [size for size, _ in seen] == [len(b) for b in store.batches]
+    assert sum(size for size, _ in seen) == 120
+    assert not any(done for _, done in seen)  # nobody returned before after_write
+
+
+def test_after_write_is_not_called_for_a_failed_batch_and_its_failure_fails_nothing() -> None:
+    store = FakeStore()
+    calls: list[int] = []
+    commit: GroupCommit
+
+    def after_write(batch: list[PendingWrite]) -> None:
+        calls.append(len(batch))
+        raise RuntimeError("projection broke")
+
+    def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
+        return commit.drain()
+
+    commit = GroupCommit(write=store.write, on_failure=on_failure, after_write=after_write)
+    bad = PendingWrite()
+    bad.bad = True  # type: ignore[attr-defined]
+    commit.enqueue(bad)
+    with pytest.raises(IntegrityError):
+        commit.wait(bad)
+    assert calls == []
+    good = PendingWrite()
+    commit.enqueue(good)
+    commit.wait(good)  # after_write raised: logged, the durable write still succeeds
+    assert good.done
+    assert good.error is None
+    assert calls == [1]

@@ -103,7 +103,10 @@ class Donation(Aggregate):
         if external_ref is not None:
             check_text("external_ref", external_ref, max_len=EXTERNAL_REF_LEN_MAX)
         check_text("note", note, max_len=TEXT_LEN_MAX, required=False)
-        return cls(
+        # The library's ``_create`` with the event class itself: calling ``cls(...)`` costs a
+        # second round of argument checks in the library for the same event.
+        return cls._create(
+            cls.Received,  # type: ignore[attr-defined]  # (made by @event below)
             id=id,
             fund_id=fund_id,
             fund_slug=fund_slug,
