@@ -89,6 +89,9 @@ class Services:
             runner = ProjectionRunner(ledger, engine)
             if run_projections:
                 runner.start()
+                # The thread that made a batch durable projects it before its commands
+                # return: they then find their writes in the read models at once.
+                ledger.after_write.append(runner.project_through)
         except BaseException:
             if engine is not None:
                 engine.dispose()
@@ -106,6 +109,8 @@ class Services:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        with contextlib.suppress(ValueError):
+            self.ledger.after_write.remove(self.runner.project_through)
         if self._owns_runner:
             self.runner.stop()
         if self._owns_engine:
@@ -166,7 +171,7 @@ class Services:
         return result
 
     def settle(self, position: int | None) -> bool:
-        if self.runner.wait_for(position, timeout_s=self.write_timeout_s):
+        if self.runner.wait_for(position, timeout_s=self.write_timeout_s, project=True):
             return True
         log.warning(
             "the read models did not reach position %s within %.1f s",

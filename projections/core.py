@@ -24,7 +24,7 @@ Errors::
 from __future__ import annotations
 
 import logging
-import sys
+import sqlite3
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +32,7 @@ from itertools import islice
 from operator import itemgetter
 from typing import Any, ClassVar, cast
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import (
     DatetimeAsISO,
@@ -67,6 +68,8 @@ log = logging.getLogger(__name__)
 ROWS_CACHED_MAX = 50_000  # per table, between batches
 BATCH_EVENTS_MAX = 5_000
 IDS_CACHED_MAX = 100_000  # originator ids kept converted while reading the log
+WRITE_CHUNK_ROWS = 20_000  # rows per executemany
+_STORED_FORM = {str, type(None)}
 
 
 class ProjectionError(Exception):
@@ -82,8 +85,10 @@ class ProjectionError(Exception):
     def transient(self) -> bool:
         """A database that is busy or unreachable, rather than a bug or a broken invariant."""
         cause = self.cause
-        if isinstance(cause, OperationalError):
-            return True
+        if isinstance(
+            cause, OperationalError | sqlite3.OperationalError | psycopg.OperationalError
+        ):
+            return True  # (the last two: raised by the driver's cursor, see TableWriter)
         return isinstance(cause, DBAPIError) and bool(cause.connection_invalidated)
 
 
@@ -136,6 +141,7 @@ class TableWriter:
                     self._in_place.append((c.name, sqlite_instant))
                 continue
             processors[c.name] = c.type._cached_bind_processor(dialect)
+        self._in_place_at = [(self.names.index(name), f) for name, f in self._in_place]
         insert_order = self.names
         update_order = self.value_names + self.key_names
         self._insert_get = itemgetter(*insert_order)
@@ -148,32 +154,65 @@ class TableWriter:
         ]
 
     def _tuples(
-        self, rows: Iterable[Row], get: Callable[[Row], Any], procs: list[tuple[int, Any]]
+        self, rows: list[Row], get: Callable[[Row], Any], procs: list[tuple[int, Any]]
     ) -> list[Any]:
-        if self._in_place:
-            rows = list(rows)
-            for name, convert in self._in_place:
+        for name, convert in self._in_place:
+            # Instants already in their stored form (a rebuild's rows on SQLite: see
+            # ``FastDecoder.decode_for_sqlite``) are left as they are; the check runs in C.
+            if not set(map(type, map(itemgetter(name), rows))) <= _STORED_FORM:
                 for row in rows:
                     row[name] = convert(row[name])
         if not procs:
             return list(map(get, rows))
-        out = []
-        for row in rows:
-            values = list(get(row))
-            for i, process in procs:
-                values[i] = process(values[i])
-            out.append(tuple(values))
-        return out
+        return [tuple(self._processed(get(row), procs)) for row in rows]
 
     def insert(self, conn: Connection, rows: Iterable[Row]) -> None:
-        params = self._tuples(rows, self._insert_get, self._insert_procs)
-        if params:
-            conn.exec_driver_sql(self.insert_sql, params)
+        self._write(conn, self.insert_sql, rows, self._insert_get, self._insert_procs)
+
+    def insert_tuples(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+        """Insert rows given as tuples of all columns, in the table's order."""
+        for start in range(0, len(rows), WRITE_CHUNK_ROWS):
+            chunk = rows[start : start + WRITE_CHUNK_ROWS]
+            for i, convert in self._in_place_at:
+                if not set(map(type, map(itemgetter(i), chunk))) <= _STORED_FORM:
+                    chunk = [(*r[:i], convert(r[i]), *r[i + 1 :]) for r in chunk]
+            if self._insert_procs:
+                chunk = [tuple(self._processed(r, self._insert_procs)) for r in chunk]
+            conn.exec_driver_sql(self.insert_sql, chunk)
+
+    @staticmethod
+    def _processed(row: Sequence[Any], procs: list[tuple[int, Any]]) -> list[Any]:
+        values = list(row)
+        for i, process in procs:
+            values[i] = process(values[i])
+        return values
 
     def update(self, conn: Connection, rows: Iterable[Row]) -> None:
-        params = self._tuples(rows, self._update_get, self._update_procs)
-        if params:
-            conn.exec_driver_sql(self.update_sql, params)
+        self._write(conn, self.update_sql, rows, self._update_get, self._update_procs)
+
+    def _write(
+        self,
+        conn: Connection,
+        sql: str,
+        rows: Iterable[Row],
+        get: Callable[[Row], Any],
+        procs: list[tuple[int, Any]],
+    ) -> None:
+        # In chunks: the parameters of a rebuild's largest table would otherwise double
+        # its memory for a moment.
+        rows = rows if isinstance(rows, list) else list(rows)
+        if not rows:
+            return
+        # The driver's own cursor, in the connection's transaction: SQLAlchemy's statement
+        # execution costs more than the database's work for the few rows of a live batch.
+        cursor = conn.connection.cursor()
+        try:
+            for start in range(0, len(rows), WRITE_CHUNK_ROWS):
+                cursor.executemany(
+                    sql, self._tuples(rows[start : start + WRITE_CHUNK_ROWS], get, procs)
+                )
+        finally:
+            cursor.close()
 
 
 class Part:
@@ -275,14 +314,19 @@ class Rows(Part):
 
 
 class Appends(Part):
-    """Rows only ever inserted (journal lines, approvals, refunds): a list per batch."""
+    """Rows only ever inserted (journal lines, approvals, refunds): a list per batch, each
+    row a tuple of the values of ``columns`` (the table's, in its order; the projection
+    names them, and they are checked against the table): no dict to build per row."""
 
-    def __init__(self, table: Table) -> None:
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
         super().__init__(table)
-        self.rows: list[Row] = []
+        if tuple(columns) != tuple(c.name for c in table.columns):
+            raise ValueError(f"{table.name} has the columns {list(table.columns.keys())}")
+        self.columns = tuple(columns)
+        self.rows: list[tuple[Any, ...]] = []
 
     def flush(self, conn: Connection) -> None:
-        self.writer(conn).insert(conn, self.rows)
+        self.writer(conn).insert_tuples(conn, self.rows)
 
     def committed(self) -> None:
         self.rows = []
@@ -294,9 +338,10 @@ class Appends(Part):
 class FastDecoder:
     """The application mapper's ``to_domain_event``, without its slowest steps, for the
     events where that changes nothing: no cipher or compressor, the library's JSON
-    transcoder, an event class at version 1, and no transcoded value but the timestamp.
-    Anything else goes through the mapper itself. The result is the same object: the
-    event's class with the same attributes (tests compare the two on whole histories)."""
+    transcoder's format and decoder, an event class at version 1, and no transcoded value
+    but the timestamp. Anything else goes through the mapper itself. The result is the same
+    object: the event's class with the same attributes (tests compare the two on whole
+    histories)."""
 
     def __init__(self, mapper: Mapper[Any]) -> None:
         self.mapper = mapper
@@ -360,6 +405,32 @@ class FastDecoder:
         object.__setattr__(domain_event, "__dict__", event_state)
         return domain_event
 
+    def decode_for_sqlite(
+        self, originator_id: str, originator_version: int, topic: str, state: bytes
+    ) -> Any:
+        """A rebuild's event on SQLite: ``decode``'s, but with its ``timestamp`` already in
+        the form SQLite's read models store (``sqlite_instant``'s text) and ``originator_id``
+        as text: what the handlers copy into rows, without a ``datetime`` and a ``UUID``
+        that the writer would turn back into text. None where ``decode`` must do it."""
+        cls = self._classes.get(topic, _UNSEEN)
+        if cls is _UNSEEN:
+            cls = self._class_of(topic)
+        if cls is None or not self.enabled or state.count(b'"_type_"') != 1:
+            return None
+        try:
+            event_state = json_loads(state)
+        except ValueError:
+            return None
+        timestamp = event_state.get("timestamp")
+        if type(timestamp) is not dict or timestamp.get("_type_") != "datetime_iso":
+            return None
+        event_state["timestamp"] = stored_instant(timestamp["_data_"])
+        event_state["originator_id"] = originator_id
+        event_state["originator_version"] = originator_version
+        domain_event = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", event_state)
+        return domain_event
+
     def _slow(
         self, id_: int, originator_id: Any, originator_version: int, topic: str, state: bytes
     ) -> Any:
@@ -376,6 +447,35 @@ class FastDecoder:
 
 _UNSEEN = object()
 
+
+def stored_instant(iso: Any) -> Any:
+    """An event's ISO timestamp as SQLite's read models store it (``sqlite_instant`` of the
+    datetime the mapper makes of it). The library writes UTC with microseconds
+    (``2026-11-28T01:22:39.080725+00:00``): that form is cut, not parsed; any other gives
+    the datetime, which the writer converts."""
+    if type(iso) is str and len(iso) == 32 and iso[26:] == "+00:00" and iso[10] == "T":
+        return f"{iso[:10]} {iso[11:26]}"
+    return datetime.fromisoformat(iso)
+
+
+def stored_id_text(recorder: SQLiteApplicationRecorder, stored_id: Any) -> str:
+    """``str(recorder.convert_originator_id(stored_id))``, without a ``UUID`` for the form
+    the recorder stores (32 hex digits)."""
+    if (
+        recorder.datastore.originator_id_type == "uuid"
+        and type(stored_id) is str
+        and len(stored_id) == 32
+    ):
+        try:
+            digits = bytes.fromhex(stored_id).hex()  # validates, and lower case
+        except ValueError:
+            digits = ""
+        if len(digits) == 32:
+            d = digits
+            return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"
+    return str(recorder.convert_originator_id(stored_id))
+
+
 # (notification id, topic, domain event or None if no projection follows it, originator id)
 Decoded = tuple[int, str, Any, str]
 
@@ -390,7 +490,10 @@ class Projection:
     the projection is then rebuilt), ``table_names`` (base names in ``Tables``) and map
     topics to handler method names in ``handles``. A handler gets the event's notification
     id, its originator id as text and the decoded domain event; it changes rows through
-    ``Rows``/``Appends`` and may read with ``self.conn`` (the batch's connection).
+    ``Rows``/``Appends`` and may read with ``self.conn`` (the batch's connection). In a
+    rebuild on SQLite the event's ``timestamp`` and ``originator_id`` are text (see
+    ``FastDecoder.decode_for_sqlite``): a handler copies the timestamp into rows as it is
+    and uses the ``oid`` argument, never computes with either.
     """
 
     name: ClassVar[str]
@@ -420,8 +523,8 @@ class Projection:
         self.parts.append(part)
         return part
 
-    def appends(self, table: Table) -> Appends:
-        part = Appends(table)
+    def appends(self, table: Table, columns: Sequence[str]) -> Appends:
+        part = Appends(table, columns)
         self.parts.append(part)
         return part
 
@@ -496,8 +599,14 @@ class Projector:
             for topic, handler in p.handlers.items():
                 self.dispatch.setdefault(topic, []).append((p, handler))
         self.decoder = FastDecoder(app.mapper)
+        self._compile_state_statements()
+        # The tracking rows as this projector's last committed batch left them (None:
+        # unknown, read them). ``_next_states``: the same, until the batch commits.
+        self._known_states: dict[str, dict[str, Any]] | None = None
+        self._next_states: dict[str, dict[str, Any]] | None = None
         # Stored originator ids, converted as the recorder converts them, and as text.
         self._ids: dict[Any, tuple[Any, str]] = {}
+        self._id_texts: dict[Any, str] = {}  # the same, as text only (a rebuild on SQLite)
         # A rebuild's mode: batches are applied in memory only, and ``write_deferred``
         # writes every row once, in one transaction, at the end.
         self.deferred = False
@@ -531,9 +640,15 @@ class Projector:
         }
 
     def step(self, *, limit: int = BATCH_EVENTS_MAX, stop: int | None = None) -> int:
-        """Process the next batch; returns how many notifications it covered (0: none)."""
-        with self.engine.connect() as conn:
-            states = self._states(conn, lock=False)
+        """Process the next batch; returns how many notifications it covered (0: none).
+
+        The tracking rows are read again under the write lock before anything is written
+        (``process_in``); the read here only decides where the next batch starts, and is
+        skipped while this projector's own last batch is what they hold."""
+        states = self._known_states
+        if states is None:
+            with self.engine.connect() as conn:
+                states = self._states(conn, lock=False)
         ready = self.candidates(states)
         if not ready:
             return 0
@@ -542,13 +657,11 @@ class Projector:
         after = min(p.position for p in ready)
         if stop is not None and stop <= after:
             return 0
-        notifications = self.app.recorder.select_notifications(
-            after + 1, limit, stop=stop, inclusive_of_start=True
-        )
-        if not notifications:
+        events = self.read_decoded(after, limit, stop=stop)
+        if not events:
             return 0
-        self.process(notifications, after=after)
-        return len(notifications)
+        self.process_decoded(events, after=after)
+        return len(events)
 
     def decode(self, notifications: Iterable[Notification]) -> list[Decoded]:
         to_event = self.decoder
@@ -560,22 +673,25 @@ class Projector:
             for n in notifications
         ]
 
-    def read_decoded(self, after: int, limit: int) -> list[Decoded]:
+    def read_decoded(self, after: int, limit: int, *, stop: int | None = None) -> list[Decoded]:
         """The log after ``after`` (at most ``limit`` notifications), decoded. On SQLite the
         events table is read directly, without the recorder's ``Notification`` objects;
         the events and ids are the same (the recorder's own id conversion)."""
         recorder = self.app.recorder
         if not isinstance(recorder, SQLiteApplicationRecorder):
             return self.decode(
-                recorder.select_notifications(after + 1, limit, inclusive_of_start=True)
+                recorder.select_notifications(after + 1, limit, stop=stop, inclusive_of_start=True)
             )
         statement = (
             "SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {recorder.events_table_name} WHERE rowid>? ORDER BY rowid LIMIT ?"
+            f"FROM {recorder.events_table_name} WHERE rowid>? AND rowid<=? "
+            "ORDER BY rowid LIMIT ?"
         )
         with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (after, limit))
+            curs.execute(statement, (after, stop if stop is not None else 2**63 - 1, limit))
             rows = curs.fetchall()
+        if self.deferred and self.engine.dialect.name == "sqlite":
+            return self._decode_for_sqlite(recorder, rows)
         decode = self.decoder.decode
         convert_id = recorder.convert_originator_id
         ids = self._ids
@@ -595,6 +711,33 @@ class Projector:
                 append((id_, topic, None, ""))
         return out
 
+    def _decode_for_sqlite(
+        self, recorder: SQLiteApplicationRecorder, rows: list[Any]
+    ) -> list[Decoded]:
+        """A rebuild's rows of the events table, decoded for SQLite's read models
+        (``FastDecoder.decode_for_sqlite``: timestamps and originator ids as text)."""
+        fast = self.decoder.decode_for_sqlite
+        decode = self.decoder.decode
+        texts = self._id_texts
+        if len(texts) > IDS_CACHED_MAX:
+            texts.clear()
+        topics = self.topics
+        out: list[Decoded] = []
+        append = out.append
+        for id_, stored_id, version, topic, state in rows:
+            if topic not in topics:
+                append((id_, topic, None, ""))
+                continue
+            text = texts.get(stored_id)
+            if text is None:
+                text = texts[stored_id] = stored_id_text(recorder, stored_id)
+            event = fast(text, version, topic, state)
+            if event is None:
+                oid = recorder.convert_originator_id(stored_id)
+                event = decode(id_, oid, version, topic, state)
+            append((id_, topic, event, text))
+        return out
+
     def process(self, notifications: Sequence[Notification], *, after: int) -> None:
         """Apply ``notifications`` — all of the log after ``after`` up to the last one, in
         order — in one transaction."""
@@ -604,13 +747,16 @@ class Projector:
         if self.deferred:
             self._apply_deferred(events)
             return
+        self._known_states = self._next_states = None
         try:
             with self.engine_w.begin() as conn:
                 done = self.process_in(conn, events, after=after)
         except BaseException:
+            self._next_states = None
             for p in self.projections:
                 p.forget()
             raise
+        self._known_states, self._next_states = self._next_states, None
         for p in done:
             p.batch_committed()
 
@@ -623,6 +769,11 @@ class Projector:
             return []
         states = self._states(conn, lock=True)
         projections = self._begin(conn, states, after=after)
+        # What the tracking rows will hold after this batch, if every projection of this
+        # projector takes part in it as expected (else the next step reads them).
+        expected = len(projections) == len(self.candidates(states)) and all(
+            p.trusted == (states[p.name][self.slot.generation], p.position) for p in projections
+        )
         try:
             self._apply(projections, events)
             last_id = events[-1][0]
@@ -633,63 +784,83 @@ class Projector:
                     continue
                 try:
                     p.flush(conn)
-                    conn.execute(
-                        update(projection_state)
-                        .where(projection_state.c.name == p.name)
-                        .values({slot.position: last_id})
-                    )
                 except Exception as e:
                     raise ProjectionError(p.name, last_id, e) from e
+                written.append(p)
+            if written:
+                # Every position in one statement, run once per projection by the driver.
+                cursor = conn.connection.cursor()
+                try:
+                    cursor.executemany(self._position_sql, [(last_id, p.name) for p in written])
+                finally:
+                    cursor.close()
+            for p in written:
                 p.position = last_id
                 p.trusted = (states[p.name][slot.generation], last_id)
-                written.append(p)
+                states[p.name][slot.position] = last_id
+            if expected and self.generation is None:
+                self._next_states = states
             return written
         finally:
             for p in projections:
                 p.conn = None  # type: ignore[assignment]
 
     def defer_writes(self) -> None:
-        """Rebuild mode, for projections whose tables are new and empty: keep every row in
-        memory (no eviction, so a key not in memory is not in the table: no lookups), apply
-        batches there, and write each row once (one ``executemany`` per table, inserts
-        only) in ``write_deferred``."""
+        """Rebuild mode, for projections whose tables are new and empty: apply batches in
+        memory, where the caches start complete (a key not in memory is not in the table:
+        no lookups), and write each row once (inserts only) in ``write_deferred``, with
+        the position. Rows only ever inserted are written batch by batch, while fresh in
+        memory; so are the rows of a table that outgrows what its projection keeps
+        (``Rows.cached_max``), its oldest then dropped from memory: memory stays bounded,
+        and a row changed after that is read back and updated."""
         for p in self.projections:
             p.forget(empty=True)
             p.position = 0
-            for part in p.parts:
-                if isinstance(part, Rows):
-                    part.cached_max = sys.maxsize
         self.deferred = True
 
     def _apply_deferred(self, events: Sequence[Decoded]) -> None:
         if not events:
             return
         try:
-            self._apply(self.projections, events)
+            # Rows dropped from memory are read back through their own connection (the
+            # tables hold what earlier batches wrote; nothing is written here).
+            with self.engine.connect() as reader:
+                for p in self.projections:
+                    p.conn = reader
+                self._apply(self.projections, events)
         except BaseException:
             for p in self.projections:
                 p.forget()
             raise
+        finally:
+            for p in self.projections:
+                p.conn = None  # type: ignore[assignment]
         last_id = events[-1][0]
         for p in self.projections:
             p.position = max(p.position, last_id)
-        # Rows only ever inserted are written while they are fresh in memory (writing
-        # them all at the end was slower per row as the rebuild grew); the position is
-        # written at the end only, with the rest.
-        appended = [
+        # The position is written at the end only, with the rest.
+        due = [
             (p, part)
             for p in self.projections
             for part in p.parts
-            if isinstance(part, Appends) and part.rows
+            if (isinstance(part, Appends) and part.rows)
+            or (isinstance(part, Rows) and len(part.cache) > part.cached_max)
         ]
-        if appended:
+        if not due:
+            return
+        try:
             with self.engine_w.begin() as conn:
-                for p, part in appended:
+                for p, part in due:
                     try:
                         part.flush(conn)
                     except Exception as e:
                         raise ProjectionError(p.name, last_id, e) from e
-                    part.committed()
+        except BaseException:
+            for p in self.projections:
+                p.forget()
+            raise
+        for _p, part in due:
+            part.committed()
 
     def write_deferred(self) -> int:
         """Write what ``process_decoded`` applied in rebuild mode, with the position, in one
@@ -760,12 +931,35 @@ class Projector:
                     raise ProjectionError(p.name, notification_id, e) from e
 
     def _states(self, conn: Connection, *, lock: bool) -> dict[str, dict[str, Any]]:
+        # Read on every batch: the statement is compiled once (names are literals, the
+        # columns plain integers and text), not built and cache-keyed each time.
+        if not lock:  # (through SQLAlchemy: its errors are what readers expect)
+            result = conn.exec_driver_sql(self._states_sql[False]).mappings()
+            return {r["name"]: dict(r) for r in result}
+        cursor = conn.connection.cursor()
+        try:
+            cursor.execute(self._states_sql[True])
+            names = [d[0] for d in cursor.description]
+            return {r[0]: dict(zip(names, r, strict=True)) for r in cursor.fetchall()}
+        finally:
+            cursor.close()
+
+    def _compile_state_statements(self) -> None:
+        dialect = self.engine.dialect
         query = select(projection_state).where(
-            projection_state.c.name.in_([p.name for p in self.projections])
+            projection_state.c.name.in_(sorted(p.name for p in self.projections))
         )
-        if lock:
-            query = query.with_for_update()
-        return {r["name"]: dict(r) for r in conn.execute(query).mappings()}
+
+        def compiled(statement: Any) -> str:
+            return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+
+        self._states_sql = {False: compiled(query), True: compiled(query.with_for_update())}
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        quote = dialect.identifier_preparer.quote
+        self._position_sql = (
+            f"UPDATE {quote(projection_state.name)} SET {quote(self.slot.position)} = {mark} "
+            f"WHERE {quote('name')} = {mark}"
+        )
 
     def _begin(
         self, conn: Connection, states: dict[str, dict[str, Any]], *, after: int

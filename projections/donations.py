@@ -22,6 +22,16 @@ PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
 REVERSED = "reversed"
 DONATION_STATUSES = (RECEIVED, PARTIALLY_REFUNDED, REFUNDED, REVERSED)
+REFUND_COLUMNS = (  # the order of the values of a refund (``Appends`` checks it)
+    "refund_id",
+    "donation_id",
+    "fund_id",
+    "amount_minor",
+    "refunded_on",
+    "reason",
+    "recorded_at",
+    "recorded_by",
+)
 
 
 class DonationsProjection(Projection):
@@ -38,7 +48,7 @@ class DonationsProjection(Projection):
     def __init__(self, tables: Tables) -> None:
         super().__init__(tables)
         self.donations = self.rows(tables.donations)
-        self.refunds = self.appends(tables.donation_refunds)
+        self.refunds = self.appends(tables.donation_refunds, REFUND_COLUMNS)
 
     def received(self, notification_id: int, oid: str, e: Any) -> None:
         donation_id = oid
@@ -85,16 +95,16 @@ class DonationsProjection(Projection):
         )
         self.donations.changed(donation_id, row)
         self.refunds.rows.append(
-            {
-                "refund_id": e.refund_id,
-                "donation_id": donation_id,
-                "fund_id": row["fund_id"],
-                "amount_minor": e.amount_minor,
-                "refunded_on": e.occurred_on,
-                "reason": e.reason,
-                "recorded_at": e.timestamp,
-                "recorded_by": e.actor,
-            }
+            (
+                e.refund_id,
+                donation_id,
+                row["fund_id"],
+                e.amount_minor,
+                e.occurred_on,
+                e.reason,
+                e.timestamp,
+                e.actor,
+            )
         )
 
     def reversed(self, notification_id: int, oid: str, e: Any) -> None:

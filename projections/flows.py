@@ -40,15 +40,18 @@ class FlowsProjection(Projection):
             self.handlers[topic] = self._handler(column, sign)
 
     def _handler(self, column: str, sign: int) -> Any:
+        flows = self.flows
+        kept = flows.cache  # the same dict, always
+
         def handle(notification_id: int, oid: str, e: Any) -> None:
             fund_id = oid
             key = (fund_id, e.occurred_on[:7], e.purpose)
-            row = self.flows.get(self.conn, key)
+            row = kept.get(key) or flows.get(self.conn, key)
             if row is None:
                 row = {"fund_id": fund_id, "month": key[1], "purpose": e.purpose}
                 row.update(dict.fromkeys(FLOW_COLUMNS, 0))
                 self.flows.add(key, row)
             row[column] += sign * e.amount_minor
-            self.flows.changed(key, row)
+            flows.changed(key, row)
 
         return handle

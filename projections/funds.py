@@ -132,17 +132,23 @@ class FundsProjection(Projection):
     # -- money -------------------------------------------------------------------------------
 
     def _money_handler(self, column: str, sign: int) -> Any:
+        funds, purposes = self.funds, self.purposes
+        fund_rows, purpose_rows = funds.cache, purposes.cache  # the same dicts, always
+
         def handle(notification_id: int, oid: str, e: Any) -> None:
-            # _count with one figure, inlined: most events of the log come here.
-            fund = self._touch_fund(oid, e)
+            # _count with one figure, inlined, rows found in memory first: most events of
+            # the log come here.
+            fund = fund_rows.get(oid) or funds.need(self.conn, oid)
+            fund["version"] = e.originator_version
+            funds.changed(oid, fund)
             key = (oid, e.purpose)
-            row = self.purposes.need(self.conn, key)
+            row = purpose_rows.get(key) or purposes.need(self.conn, key)
             delta = sign * e.amount_minor
             row[column] += delta
             fund[column] += delta
             settle(row)
             settle(fund)
-            self.purposes.changed(key, row)
+            purposes.changed(key, row)
             if row["available_minor"] < 0 or row["on_hand_minor"] < 0:
                 self._negative(fund, e.purpose, row)
 

@@ -13,6 +13,9 @@ from projections import topics as t
 from projections.core import InvariantBroken, Projection, Row
 from projections.tables import Tables
 
+# the order of the values of an approval (``Appends`` checks it)
+APPROVAL_COLUMNS = ("grant_id", "member", "note", "approved_on", "recorded_at")
+
 
 class GrantsProjection(Projection):
     name = "grants"
@@ -32,7 +35,7 @@ class GrantsProjection(Projection):
     def __init__(self, tables: Tables) -> None:
         super().__init__(tables)
         self.grants = self.rows(tables.grants, cached_max=20_000)
-        self.approvals = self.appends(tables.grant_approvals)
+        self.approvals = self.appends(tables.grant_approvals, APPROVAL_COLUMNS)
         self.tranches = self.rows(tables.grant_tranches, cached_max=20_000)
 
     def proposed(self, notification_id: int, oid: str, e: Any) -> None:
@@ -74,13 +77,7 @@ class GrantsProjection(Projection):
         grant = self._grant(oid)
         grant["approvals_count"] += 1
         self.approvals.rows.append(
-            {
-                "grant_id": grant["grant_id"],
-                "member": e.member,
-                "note": e.note,
-                "approved_on": e.occurred_on,
-                "recorded_at": e.timestamp,
-            }
+            (grant["grant_id"], e.member, e.note, e.occurred_on, e.timestamp)
         )
 
     def grant_committed(self, notification_id: int, oid: str, e: Any) -> None:

@@ -38,6 +38,26 @@ LINE_OF: dict[str, tuple[str, str, int, int, int]] = {
     t.EXPENSE_REVERSED: ("expense_reversal", "expenses", -1, 1, 1),
 }
 JOURNAL_KINDS = tuple(v[0] for v in LINE_OF.values())
+LINE_COLUMNS = (  # the order of the values of a line (``Appends`` checks it)
+    "notification_id",
+    "fund_id",
+    "line_no",
+    "occurred_on",
+    "recorded_at",
+    "kind",
+    "reference",
+    "entity_id",
+    "detail",
+    "purpose",
+    "category",
+    "figure",
+    "figure_delta_minor",
+    "amount_minor",
+    "balance_minor",
+    "available_minor",
+    "memo",
+    "recorded_by",
+)
 
 
 class JournalProjection(Projection):
@@ -48,7 +68,7 @@ class JournalProjection(Projection):
 
     def __init__(self, tables: Tables) -> None:
         super().__init__(tables)
-        self.lines = self.appends(tables.journal)
+        self.lines = self.appends(tables.journal, LINE_COLUMNS)
         # fund id -> [last line_no, on hand, available]
         self.balances: dict[str, list[int]] = {}
         self.receipts: dict[str, str] = {}  # donation id -> receipt number
@@ -86,26 +106,26 @@ class JournalProjection(Projection):
                     f"(on hand {balance[1]}, available {balance[2]})"
                 )
             self.lines.rows.append(
-                {
-                    "notification_id": notification_id,
-                    "fund_id": fund_id,
-                    "line_no": balance[0],
-                    "occurred_on": e.occurred_on,
-                    "recorded_at": e.timestamp,
-                    "kind": kind,
-                    "reference": reference,
-                    "entity_id": entity_id,
-                    "detail": detail,
-                    "purpose": e.purpose,
-                    "category": category,
-                    "figure": figure,
-                    "figure_delta_minor": sign * amount,
-                    "amount_minor": on_hand * amount,
-                    "balance_minor": balance[1],
-                    "available_minor": balance[2],
-                    "memo": memo,
-                    "recorded_by": e.actor,
-                }
+                (
+                    notification_id,
+                    fund_id,
+                    balance[0],
+                    e.occurred_on,
+                    e.timestamp,
+                    kind,
+                    reference,
+                    entity_id,
+                    detail,
+                    e.purpose,
+                    category,
+                    figure,
+                    sign * amount,
+                    on_hand * amount,
+                    balance[1],
+                    balance[2],
+                    memo,
+                    e.actor,
+                )
             )
 
         return handle

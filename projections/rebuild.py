@@ -2,11 +2,14 @@
 
 1. Claim a new generation ``g`` for the projections (``build_*`` in ``rm_projections``) and
    create empty tables ``rm_x__g<g>``.
-2. Replay the whole log, read in batches, into memory (every row of the new tables kept
-   in plain dicts: no lookups, no updates), then write each table once (inserts only, one
-   ``executemany`` per table) with the build position, in one transaction, and create the
-   secondary indexes. Rows only ever inserted (journal lines, refunds, approvals) are
-   written page by page, while fresh in memory; the position only at the end. A crash
+2. Replay the whole log, read in batches, into memory (the rows of the new tables kept in
+   plain dicts: no lookups, no updates), then write what is kept (inserts only) with the
+   build position, in one transaction, and create the secondary indexes. Rows only ever
+   inserted (journal lines, refunds, approvals) are written batch by batch, while fresh in
+   memory, and so are the rows of a table that outgrows what its projection keeps (the
+   oldest then leave memory; a later change reads one back and updates it): memory stays
+   bounded. The position is written only at the end. On SQLite the log is read from the
+   events table and decoded for the read models (``Projector.read_decoded``). A crash
    leaves only tables the next rebuild drops; the live tables keep serving readers and the
    live runner meanwhile.
 3. Swap, in one transaction: process what the log gained since, drop the live tables,

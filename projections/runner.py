@@ -23,6 +23,7 @@ writes.
 from __future__ import annotations
 
 import contextlib
+import heapq
 import logging
 import threading
 import time
@@ -167,8 +168,16 @@ class ProjectionRunner:
         self._stop: int | None = None
         self._stopping = threading.Event()
         self._wake = threading.Event()
-        self._changed = threading.Condition()
+        self._guard = threading.Lock()
         self._positions = _Positions()
+        # Threads in ``wait_for``: (position, tie-breaker, lock held until it is reached).
+        # ``_publish`` releases exactly those whose position is reached: one wake-up each,
+        # not every waiter on every batch.
+        self._waiters: list[tuple[int, int, threading.Lock]] = []
+        self._waiter_seq = 0
+        # Held by whoever applies a batch: the runner's thread, or a writer waiting for its
+        # own write (``wait_for(project=True)``). The projector is driven by one at a time.
+        self._step_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._listener: _Listener | None = None
         self.active = False  # holds the work (PostgreSQL: the advisory lock)
@@ -192,8 +201,7 @@ class ProjectionRunner:
             thread.join(timeout_s)
             if thread.is_alive():
                 log.error("the projection runner did not stop within %.0f s", timeout_s)
-        with self._changed:
-            self._changed.notify_all()
+        self._wake_waiters(None)
 
     def __enter__(self) -> ProjectionRunner:
         return self.start()
@@ -218,7 +226,7 @@ class ProjectionRunner:
     # -- reading -----------------------------------------------------------------------------
 
     def positions(self) -> dict[str, int]:
-        with self._changed:
+        with self._guard:
             if self._positions.ready:
                 return dict(self._positions.values)
         return self._db_positions()
@@ -230,25 +238,48 @@ class ProjectionRunner:
     def status(self) -> list[ProjectionStatus]:
         return projection_status(self.app, self.engine, self.failures)
 
-    def wait_for(self, position: int | None, timeout_s: float = 5.0) -> bool:
+    def wait_for(
+        self, position: int | None, timeout_s: float = 5.0, *, project: bool = False
+    ) -> bool:
         """Block until every projection (but those set aside after failing) has processed
-        the log up to ``position``; False if ``timeout_s`` passed first."""
+        the log up to ``position``; False if ``timeout_s`` passed first.
+
+        ``project``: if this runner does the work and no batch is being applied, apply the
+        next batches in the calling thread (a writer waiting for its own write) instead of
+        waking the runner's thread and waiting for it. Writers that come while a batch is
+        applied wait for it, and the first of them applies the next batch with all their
+        events: batches follow the load, with no thread hand-off and no polling delay.
+        """
         if position is None or position <= 0:
             return True
         deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
         names = [c.name for c in self.classes]
         while True:
-            with self._changed:
+            with self._guard:
                 local = self._positions.ready and self.active and self.running
                 if local:
                     if self._reached(self._positions.values, names, position):
                         return True
-                    self._wake.set()
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
                         return False
-                    self._changed.wait(min(remaining, 0.5))
+                    if project and not self.failures and self._step_lock.acquire(blocking=False):
+                        reached = None
+                    else:
+                        reached = threading.Lock()
+                        reached.acquire()
+                        self._waiter_seq += 1
+                        heapq.heappush(self._waiters, (position, self._waiter_seq, reached))
+            if local:
+                if reached is None:
+                    if self._project_here():
+                        continue
+                    # Nothing to apply yet (or it failed): wait like any other caller.
+                    project = False
                     continue
+                self._wake.set()
+                reached.acquire(timeout=min(remaining, 0.5))
+                continue
             # Another process does the work (or this runner is not running): ask the table.
             if self._reached(self._db_positions(), names, position):
                 return True
@@ -256,6 +287,46 @@ class ProjectionRunner:
             if remaining <= 0:
                 return False
             time.sleep(min(remaining, self.poll_interval_s))
+
+    def project_through(self, position: int, timeout_s: float = 5.0) -> None:
+        """If this runner does the work in this process, apply batches in the calling
+        thread until ``position`` is projected (after a batch that found nothing, or a
+        failure, it stops: the runner's thread takes over). Otherwise return at once."""
+        deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
+        names = [c.name for c in self.classes]
+        while True:
+            with self._guard:
+                if not (self._positions.ready and self.active and self.running) or (
+                    self.failures or self._reached(self._positions.values, names, position)
+                ):
+                    return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._step_lock.acquire(timeout=remaining):
+                return
+            with self._guard:
+                done = self._reached(self._positions.values, names, position)
+            if done:
+                self._step_lock.release()
+                return
+            if not self._project_here():
+                return
+
+    def _project_here(self) -> bool:
+        """One batch in the calling thread, which holds ``_step_lock``; True if it applied
+        something. A failure is left to the runner's thread (it logs, retries with
+        backoff, sets aside)."""
+        try:
+            if not self.running or not self.active:
+                return False
+            try:
+                count = self.projector.step(limit=self.batch_size)
+            except Exception:
+                self._wake.set()
+                return False
+            self._publish()
+            return count > 0
+        finally:
+            self._step_lock.release()
 
     def _db_positions(self) -> dict[str, int]:
         try:
@@ -288,7 +359,9 @@ class ProjectionRunner:
             self._prepare()
             while not self._stopping.is_set():
                 try:
-                    if not self._hold_work():
+                    with self._step_lock:
+                        held = self._hold_work()
+                    if not held:
                         continue
                 except Exception as e:  # a rebuild or the database failed: try again later
                     self.active = False
@@ -300,7 +373,9 @@ class ProjectionRunner:
                     log.error("starting the projections failed (retry in %.1f s): %r", delay, e)
                     self._stopping.wait(delay)
                     continue
-                if self._step():
+                with self._step_lock:
+                    productive = self._step()
+                if productive:
                     if self.coalesce_s:
                         self._stopping.wait(self.coalesce_s)
                     continue
@@ -312,8 +387,7 @@ class ProjectionRunner:
         finally:
             self._release_work()
             self.active = False
-            with self._changed:
-                self._changed.notify_all()
+            self._wake_waiters(None)
 
     def _prepare(self) -> None:
         attempt = 0
@@ -400,10 +474,27 @@ class ProjectionRunner:
             if values.get(name, 0) >= failure.position and name not in self.projector.excluded:
                 del self.failures[name]
                 self._attempts = {k: v for k, v in self._attempts.items() if k[0] != name}
-        with self._changed:
+        with self._guard:
             self._positions.values = values
             self._positions.ready = True
-            self._changed.notify_all()
+        excluded = self.projector.excluded
+        self._wake_waiters(
+            min(
+                (values.get(c.name, 0) for c in self.classes if c.name not in excluded),
+                default=None,
+            )
+        )
+
+    def _wake_waiters(self, reached: int | None) -> None:
+        """Release the ``wait_for`` calls whose position is ``reached`` (None: all of them,
+        to look again: the runner stopped, or nothing is left to wait for)."""
+        with self._guard:
+            waiters = self._waiters
+            released = []
+            while waiters and (reached is None or waiters[0][0] <= reached):
+                released.append(heapq.heappop(waiters)[2])
+        for lock in released:
+            lock.release()
 
     def _wait_for_news(self) -> None:
         if self._listener is not None:

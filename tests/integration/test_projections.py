@@ -8,7 +8,10 @@ import logging
 import random
 import threading
 import time
+from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
 from typing import Any
+from uuid import UUID
 
 import pytest
 from sqlalchemy import Engine, select
@@ -23,13 +26,20 @@ from test_projections_support import (  # type: ignore[import-not-found]
 
 from ledger.domain.common import fund_id
 from projections import core
-from projections.core import FastDecoder, ProjectionError, Projector
+from projections.core import (
+    FastDecoder,
+    ProjectionError,
+    Projector,
+    stored_id_text,
+    stored_instant,
+)
+from projections.db import make_engine
 from projections.journal import JournalProjection
 from projections.queries import fund_figures
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner, projection_status
 from projections.schema import PROJECTIONS, ensure_schema
-from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS
+from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS, sqlite_instant
 
 __all__ = ["db_url", "engine"]  # fixtures, re-exported for pytest
 
@@ -438,3 +448,90 @@ def test_a_rebuild_that_fails_midway_leaves_the_live_tables_and_no_leftovers(
     result = rebuild(app, engine)
     assert result.position == app.recorder.max_notification_id()
     assert dump(engine) == before
+
+
+def test_a_rebuild_that_keeps_few_rows_in_memory_equals_the_live_read_models(
+    make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A rebuild writes the rows of a table that outgrows what its projection keeps and
+    # reads them back when a later event changes them (a refund of an old donation).
+    app = make_app(db_url)
+    history = new_history(app, seed=23).run(200)
+    app.erase_donor(donation_id=history.donations[0][1], actor="auditor")
+    ProjectionRunner(app, engine, batch_size=9).catch_up()
+    live = dump(engine)
+    read_back = []
+    real_rows, real_get = core.Projection.rows, core.Rows.get
+
+    def few(self: core.Projection, table: Any, cached_max: int = 0) -> core.Rows:
+        return real_rows(self, table, 2)
+
+    def get(self: core.Rows, conn: Any, key: Any) -> Any:
+        if key not in self.cache and not self.complete:
+            read_back.append(key)
+        return real_get(self, conn, key)
+
+    monkeypatch.setattr(core.Projection, "rows", few)
+    monkeypatch.setattr(core.Rows, "get", get)
+
+    rebuild(app, engine, batch_size=11)
+
+    assert read_back
+    assert dump(engine) == live
+
+
+def test_a_rebuild_on_sqlite_decodes_instants_and_ids_to_their_stored_text(
+    make_app: Any, sqlite_url: str
+) -> None:
+    app = make_app(sqlite_url)
+    new_history(app, seed=6).run(60)
+    projector = Projector(app, make_engine(sqlite_url), [cls(LIVE) for cls in PROJECTIONS])
+    expected = projector.read_decoded(0, 10_000)
+    projector.defer_writes()
+
+    rows = projector.read_decoded(0, 10_000)
+
+    assert [d[:2] + d[3:] for d in rows] == [d[:2] + d[3:] for d in expected]
+    for (*_, event, oid), (*_, expected_event, _) in zip(rows, expected, strict=True):
+        if event is None:
+            assert expected_event is None
+            continue
+        assert type(event) is type(expected_event)
+        assert event.timestamp == sqlite_instant(expected_event.timestamp)
+        assert event.originator_id == oid == str(expected_event.originator_id)
+        others = {k: v for k, v in vars(event).items() if k not in ("timestamp", "originator_id")}
+        assert others == {
+            k: v for k, v in vars(expected_event).items() if k not in ("timestamp", "originator_id")
+        }
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        datetime(2026, 11, 28, 1, 22, 39, 80725, tzinfo=UTC),
+        datetime(2026, 11, 28, 1, 22, 39, tzinfo=UTC),  # no microseconds: not cut
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 11, 28, 9, 22, 39, 80725, tzinfo=timezone(timedelta(hours=8))),
+    ],
+)
+def test_a_stored_instant_is_what_the_writer_makes_of_the_decoded_datetime(
+    instant: datetime,
+) -> None:
+    iso = instant.isoformat()
+    assert sqlite_instant(stored_instant(iso)) == sqlite_instant(datetime.fromisoformat(iso))
+
+
+@pytest.mark.parametrize(
+    "stored", ["f9e91de773945da0b783876c328b24c2", "F9E91DE773945DA0B783876C328B24C2"]
+)
+def test_a_stored_id_as_text_is_the_recorders_conversion_as_text(stored: str) -> None:
+    class Recorder:
+        datastore = SimpleNamespace(originator_id_type="uuid")
+
+        def convert_originator_id(self, originator_id: str) -> UUID:
+            return UUID(originator_id)
+
+    recorder: Any = Recorder()
+    assert stored_id_text(recorder, stored) == str(UUID(stored))
+    with pytest.raises(ValueError, match="hexadecimal"):
+        stored_id_text(recorder, "not-hex-at-all-but-32-characters")
