@@ -423,7 +423,7 @@ class LedgerApp(Application[UUID]):
 
     def _fund_by_id(self, fid: UUID | str, *, slug: str | None = None, fresh: bool = False) -> Fund:
         try:
-            fund = self._load(UUID(str(fid)), fresh=fresh)
+            fund = self._load(fid if isinstance(fid, UUID) else UUID(fid), fresh=fresh)
         except AggregateNotFoundError:
             raise FundNotFound(f"no fund {slug or fid}", fund=slug or str(fid)) from None
         assert isinstance(fund, Fund)

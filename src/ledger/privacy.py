@@ -19,6 +19,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
@@ -91,12 +92,7 @@ class DonorVault:
 
     @staticmethod
     def seal(data_key: bytes, donor_id: str, personal: PersonalData) -> str:
-        plain = json.dumps(
-            {"name": personal.name, "contact": personal.contact},
-            ensure_ascii=False,
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+        plain = orjson.dumps({"contact": personal.contact, "name": personal.name})
         nonce = secrets.token_bytes(12)
         sealed = nonce + AESGCM(data_key).encrypt(nonce, plain, donor_id.encode())
         return SEALED_PREFIX + base64.urlsafe_b64encode(sealed).decode()

@@ -1,5 +1,6 @@
-"""The orjson transcoder writes exactly what the library's JSON transcoder writes; request
-fingerprints are the SHA-256 of the same canonical JSON as the standard library writes."""
+"""The fast paths of the command give what the standard ones give: the orjson transcoder the
+library's JSON bytes, fingerprints the SHA-256 of the standard library's canonical JSON, ids
+the standard ``uuid5``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
-from uuid import UUID
+from uuid import RFC_4122, UUID, uuid5
 
 import pytest
 from eventsourcing.persistence import (
@@ -20,7 +21,7 @@ from eventsourcing.persistence import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.domain.common import fingerprint
+from ledger.domain.common import _uuid5, fingerprint
 from ledger.transcoder import LedgerTranscoder
 
 
@@ -114,3 +115,12 @@ def test_unregistered_types_are_refused_like_the_library_does() -> None:
 def test_request_fingerprints_are_the_sha256_of_the_canonical_json(fields: dict[str, Any]) -> None:
     canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     assert fingerprint(**fields) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.uuids(), st.text())
+def test_ids_are_the_standard_uuid5(namespace: UUID, name: str) -> None:
+    ours = _uuid5(namespace, name)
+    assert ours == uuid5(namespace, name)
+    assert (str(ours), ours.version, ours.variant) == (str(uuid5(namespace, name)), 5, RFC_4122)
+    assert hash(ours) == hash(uuid5(namespace, name))
