@@ -126,6 +126,10 @@ def test_concurrent_writers_on_one_fund_lose_nothing(make_app: Any, store_url: s
         channel="bank",
         actor="t",
     )
+    # Every app holds the fund in its cache before the race: the first write of any app
+    # makes the others' copies stale, so conflicts are certain, not left to timing.
+    for app in apps:
+        app.get_fund(TEA)
     out = Outcomes(donations=[(seed.value.receipt_no, 50_000)])
     start = threading.Barrier(APPS * THREADS_PER_APP)
     threads = [
