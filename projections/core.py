@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from itertools import islice
+from itertools import count, islice
 from operator import itemgetter
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Protocol, cast
 
 import psycopg
 from eventsourcing.application import Application
@@ -54,6 +54,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    event,
     select,
     type_coerce,
     update,
@@ -128,6 +129,20 @@ class TableWriter:
             f"UPDATE {name} SET {', '.join(f'{quote(n)} = {mark}' for n in self.value_names)} "
             f"WHERE {' AND '.join(f'{quote(n)} = {mark}' for n in self.key_names)}"
         )
+        # A rebuild's staged writes (SQLite): the same rows, from a table of the staging
+        # database (``{source}``) with the columns in the table's order.
+        self.insert_select_sql = (
+            f"INSERT INTO {name} ({', '.join(quote(n) for n in self.names)}) "
+            "SELECT * FROM {source}"
+        )
+        assignments = ", ".join(f"{quote(n)} = excluded.{quote(n)}" for n in self.value_names)
+        self.upsert_select_sql = (
+            # (``WHERE true``: SQLite's parser needs it before ``ON CONFLICT``.) Only rows
+            # read back from the table are staged this way: the upsert updates them.
+            f"{self.insert_select_sql} WHERE true "
+            f"ON CONFLICT ({', '.join(quote(n) for n in self.key_names)}) "
+            + (f"DO UPDATE SET {assignments}" if assignments else "DO NOTHING")
+        )
         # Both drivers take ``bool`` and ISO dates (text or ``date``) as they are. Instants
         # are converted in the row itself (the stored form is a valid value again); JSON
         # goes through its column type's processor on a copy.
@@ -171,6 +186,11 @@ class TableWriter:
 
     def insert_tuples(self, conn: Connection, rows: list[tuple[Any, ...]]) -> None:
         """Insert rows given as tuples of all columns, in the table's order."""
+        for chunk in self.tuple_chunks(rows):
+            conn.exec_driver_sql(self.insert_sql, chunk)
+
+    def tuple_chunks(self, rows: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
+        """The insert parameters of rows given as tuples, in chunks."""
         for start in range(0, len(rows), WRITE_CHUNK_ROWS):
             chunk = rows[start : start + WRITE_CHUNK_ROWS]
             for i, convert in self._in_place_at:
@@ -178,7 +198,15 @@ class TableWriter:
                     chunk = [(*r[:i], convert(r[i]), *r[i + 1 :]) for r in chunk]
             if self._insert_procs:
                 chunk = [tuple(self._processed(r, self._insert_procs)) for r in chunk]
-            conn.exec_driver_sql(self.insert_sql, chunk)
+            yield chunk
+
+    def row_chunks(self, rows: list[Row]) -> Iterator[list[Any]]:
+        """The insert parameters (all columns, the table's order) of rows given as dicts,
+        in chunks."""
+        for start in range(0, len(rows), WRITE_CHUNK_ROWS):
+            yield self._tuples(
+                rows[start : start + WRITE_CHUNK_ROWS], self._insert_get, self._insert_procs
+            )
 
     @staticmethod
     def _processed(row: Sequence[Any], procs: list[tuple[int, Any]]) -> list[Any]:
@@ -223,13 +251,19 @@ class Part:
         self._writers: dict[str, TableWriter] = {}
 
     def writer(self, conn: Connection) -> TableWriter:
-        dialect = conn.dialect
+        return self.writer_for(conn.dialect)
+
+    def writer_for(self, dialect: Dialect) -> TableWriter:
         writer = self._writers.get(dialect.name)
         if writer is None:
             writer = self._writers[dialect.name] = TableWriter(self.table, dialect)
         return writer
 
     def flush(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def stage(self, staging: Staging) -> None:
+        """``flush``, into a rebuild's staging database (SQLite) instead."""
         raise NotImplementedError
 
     def committed(self) -> None:
@@ -297,6 +331,11 @@ class Rows(Part):
         writer.insert(conn, self.new.values())
         writer.update(conn, self.dirty.values())
 
+    def stage(self, staging: Staging) -> None:
+        writer = self.writer_for(staging.dialect)
+        staging.add(writer, writer.row_chunks(list(self.new.values())), update=False)
+        staging.add(writer, writer.row_chunks(list(self.dirty.values())), update=True)
+
     def committed(self) -> None:
         self.new.clear()
         self.dirty.clear()
@@ -328,11 +367,78 @@ class Appends(Part):
     def flush(self, conn: Connection) -> None:
         self.writer(conn).insert_tuples(conn, self.rows)
 
+    def stage(self, staging: Staging) -> None:
+        writer = self.writer_for(staging.dialect)
+        staging.add(writer, writer.tuple_chunks(self.rows), update=False)
+
     def committed(self) -> None:
         self.rows = []
 
     def reset(self, *, empty: bool) -> None:
         self.rows = []
+
+
+STAGING_SCHEMA = "rb_stage"  # the name the writer attaches a staging database under
+_STAGINGS = count(1)
+
+
+class Staging:
+    """A page of a rebuild's rows (SQLite), for the writer thread: the parameters the
+    driver would bind, bound instead into a private in-memory database (one table per
+    statement, untyped columns, so the values stay as bound) and handed over serialized,
+    with the statements that copy them into the tables (``INSERT … SELECT``, one step
+    each: SQLite runs it without the GIL) and how many rows each must copy. Nothing the
+    projections keep is shared.
+
+    Each staging's table names are new: the writer's connection caches its prepared
+    statements by their text, and a statement prepared for an earlier staging database
+    with the same schema cookie would read that one's pages."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.db = sqlite3.connect(":memory:", isolation_level=None)
+        self.db.execute("BEGIN")
+        self.prefix = f"p{next(_STAGINGS)}_"
+        self.statements: list[tuple[str, int]] = []  # (SQL, rows it copies)
+        self.rows = 0
+
+    def add(self, writer: TableWriter, chunks: Iterable[list[Any]], *, update: bool) -> None:
+        """Stage rows (tuples of every column, in the table's order): inserted, or, with
+        ``update``, rows read back from the table, updated by key."""
+        name = f"{self.prefix}{len(self.statements)}"
+        width = len(writer.names)
+        created = False
+        rows = 0
+        for chunk in chunks:
+            if not chunk:
+                continue
+            if not created:
+                columns = ", ".join(f"c{i}" for i in range(width))
+                self.db.execute(f"CREATE TABLE {name} ({columns})")
+                created = True
+            self.db.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' * width)})", chunk)
+            rows += len(chunk)
+        if created:
+            sql = writer.upsert_select_sql if update else writer.insert_select_sql
+            self.statements.append((sql.format(source=f"{STAGING_SCHEMA}.{name}"), rows))
+            self.rows += rows
+
+    def finish(self) -> bytes:
+        """The staging database, serialized (and closed)."""
+        self.db.execute("COMMIT")
+        data = self.db.serialize()
+        self.db.close()
+        return data
+
+
+class Sink(Protocol):
+    """Where a rebuild on SQLite hands its pages of rows (``projections.rebuild``'s writer
+    thread): ``submit`` queues one, ``drain`` waits until every page handed over is
+    committed (and raises what the writer raised)."""
+
+    def submit(self, staging: Staging) -> None: ...
+
+    def drain(self) -> None: ...
 
 
 class FastDecoder:
@@ -610,6 +716,8 @@ class Projector:
         # A rebuild's mode: batches are applied in memory only, and ``write_deferred``
         # writes every row once, in one transaction, at the end.
         self.deferred = False
+        # Where a rebuild on SQLite hands its pages of rows (None: written here).
+        self.sink: Sink | None = None
         self.excluded: set[str] = set()  # failed: left alone until restarted
         self.awaiting_rebuild: set[str] = set()  # tables of another version
 
@@ -805,18 +913,24 @@ class Projector:
             for p in projections:
                 p.conn = None  # type: ignore[assignment]
 
-    def defer_writes(self) -> None:
+    def defer_writes(self, sink: Sink | None = None) -> None:
         """Rebuild mode, for projections whose tables are new and empty: apply batches in
         memory, where the caches start complete (a key not in memory is not in the table:
         no lookups), and write each row once (inserts only) in ``write_deferred``, with
         the position. Rows only ever inserted are written batch by batch, while fresh in
         memory; so are the rows of a table that outgrows what its projection keeps
         (``Rows.cached_max``), its oldest then dropped from memory: memory stays bounded,
-        and a row changed after that is read back and updated."""
+        and a row changed after that is read back and updated.
+
+        ``sink`` (SQLite): those pages are staged (``Staging``) and handed to it, a thread
+        that writes and commits them while the next batch is applied here. Before this
+        thread reads from the tables (a row read back), the sink is drained: the read sees
+        every page handed over."""
         for p in self.projections:
             p.forget(empty=True)
             p.position = 0
         self.deferred = True
+        self.sink = sink
 
     def _apply_deferred(self, events: Sequence[Decoded]) -> None:
         if not events:
@@ -825,6 +939,8 @@ class Projector:
             # Rows dropped from memory are read back through their own connection (the
             # tables hold what earlier batches wrote; nothing is written here).
             with self.engine.connect() as reader:
+                if self.sink is not None:
+                    event.listen(reader, "begin", self._drain_before_read)
                 for p in self.projections:
                     p.conn = reader
                 self._apply(self.projections, events)
@@ -849,12 +965,15 @@ class Projector:
         if not due:
             return
         try:
-            with self.engine_w.begin() as conn:
-                for p, part in due:
-                    try:
-                        part.flush(conn)
-                    except Exception as e:
-                        raise ProjectionError(p.name, last_id, e) from e
+            if self.sink is not None:
+                self._stage(due, last_id)
+            else:
+                with self.engine_w.begin() as conn:
+                    for p, part in due:
+                        try:
+                            part.flush(conn)
+                        except Exception as e:
+                            raise ProjectionError(p.name, last_id, e) from e
         except BaseException:
             for p in self.projections:
                 p.forget()
@@ -862,11 +981,39 @@ class Projector:
         for _p, part in due:
             part.committed()
 
+    def _stage(self, due: Sequence[tuple[Projection, Part]], last_id: int) -> None:
+        sink = self.sink
+        assert sink is not None
+        staging = Staging(self.engine.dialect)
+        try:
+            for p, part in due:
+                try:
+                    part.stage(staging)
+                except Exception as e:
+                    raise ProjectionError(p.name, last_id, e) from e
+        except BaseException:
+            staging.db.close()
+            raise
+        sink.submit(staging)
+
+    def _drain_before_read(self, _conn: Connection) -> None:
+        if self.sink is not None:
+            self.sink.drain()
+
     def write_deferred(self) -> int:
         """Write what ``process_decoded`` applied in rebuild mode, with the position, in one
         transaction; returns the position (0: nothing was applied)."""
         slot = self.slot
         projections = [p for p in self.projections if p.position > 0]
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            try:
+                sink.drain()  # the pages handed over come first
+            except BaseException:
+                self.deferred = False
+                for p in self.projections:
+                    p.forget()
+                raise
         if not projections:
             self.deferred = False
             return 0

@@ -9,7 +9,9 @@
    memory, and so are the rows of a table that outgrows what its projection keeps (the
    oldest then leave memory; a later change reads one back and updates it): memory stays
    bounded. The position is written only at the end. On SQLite the log is read from the
-   events table and decoded for the read models (``Projector.read_decoded``). A crash
+   events table and decoded for the read models (``Projector.read_decoded``), and those
+   pages are written and committed by a writer thread (``PageWriter``) while this thread
+   applies the next batch. A crash
    leaves only tables the next rebuild drops; the live tables keep serving readers and the
    live runner meanwhile.
 3. Swap, in one transaction: process what the log gained since, drop the live tables,
@@ -22,7 +24,9 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import queue
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,14 +36,26 @@ from eventsourcing.application import Application
 from sqlalchemy import Connection, Engine, inspect, select, update
 from sqlalchemy.schema import CreateTable
 
-from projections.core import BUILD_SLOT, Decoded, Projection, Projector, RebuildSuperseded
-from projections.db import write_engine
+from ledger.store import sqlite_write_lock
+from projections.core import (
+    BUILD_SLOT,
+    STAGING_SCHEMA,
+    Decoded,
+    Projection,
+    Projector,
+    RebuildSuperseded,
+    Staging,
+)
+from projections.db import store_of, write_engine
 from projections.schema import ensure_schema, lock_schema, projection_classes, tables_of
 from projections.tables import make_tables, projection_state
 
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH_EVENTS = 50_000
+PAGES_QUEUED_MAX = 2  # pages handed to the writer thread and not yet written
+WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
+WRITER_JOIN_TIMEOUT_S = 60.0
 Progress = Callable[[int, int], None]  # (position, head)
 
 
@@ -124,6 +140,118 @@ def _abandon(engine_w: Engine, names: list[str], generation: int) -> None:
         log.exception("cleaning up after a failed rebuild failed; the next rebuild will")
 
 
+class PageWriter:
+    """The writer thread of a rebuild on SQLite: it owns the rebuild's write transactions
+    while the log is replayed. Each page (a ``Staging``: rows already bound, serialized) is
+    attached and copied into the new tables with ``INSERT … SELECT`` and committed, one
+    transaction per page, under the file's in-process write lock, which this thread takes
+    and releases itself (an ``RLock``). SQLite runs each such statement, the commit and its
+    checkpoint without the GIL, on the second core, while the main thread decodes and
+    applies the next batch (``executemany`` from this thread would not: it takes the GIL
+    back for every row, and waits for it behind the busy main thread).
+
+    At most ``PAGES_QUEUED_MAX`` pages wait (memory stays bounded; the main thread waits
+    for room). A failure stops the thread; the main thread's next ``submit`` or ``drain``
+    raises it. ``close`` stops the thread (after the current page) and joins it."""
+
+    def __init__(self, engine: Engine, path: str) -> None:
+        self._engine = engine
+        self._lock = sqlite_write_lock(path)
+        self._pages: queue.Queue[tuple[int, bytes, list[tuple[str, int]]]] = queue.Queue(
+            PAGES_QUEUED_MAX
+        )
+        self._done = threading.Condition()
+        self._submitted = 0
+        self._written = 0
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> PageWriter | None:
+        """A writer for an engine of ``make_engine`` on SQLite; None for anything else."""
+        store = store_of(engine)
+        if engine.dialect.name != "sqlite" or store is None or store.kind != "sqlite":
+            return None
+        return cls(engine, store.path)
+
+    def submit(self, staging: Staging) -> None:
+        page = (self._submitted + 1, staging.finish(), staging.statements)
+        while True:
+            self._check()
+            try:
+                self._pages.put(page, timeout=WRITER_WAIT_S)
+                break
+            except queue.Full:
+                continue
+        self._submitted += 1
+
+    def drain(self) -> None:
+        with self._done:
+            while self._written < self._submitted:
+                self._check()
+                self._done.wait(WRITER_WAIT_S)
+        self._check()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+        if not self._thread.is_alive():
+            raise RuntimeError("the rebuild's writer thread stopped")
+
+    def close(self) -> None:
+        """Stop the thread (pages not yet written are dropped) and wait for it."""
+        self._stop.set()
+        self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        if self._thread.is_alive():
+            log.error("the rebuild's writer thread did not stop")
+
+    def _run(self) -> None:
+        try:
+            fairy = self._engine.raw_connection()
+        except BaseException as e:
+            self._fail(e)
+            return
+        db: Any = fairy.driver_connection
+        try:
+            db.execute(f"ATTACH ':memory:' AS {STAGING_SCHEMA}")
+            while not self._stop.is_set():
+                try:
+                    number, data, statements = self._pages.get(timeout=WRITER_WAIT_S)
+                except queue.Empty:
+                    continue
+                self._write(db, data, statements)
+                del data
+                with self._done:
+                    self._written = number
+                    self._done.notify_all()
+        except BaseException as e:
+            self._fail(e)
+        finally:
+            fairy.invalidate()  # (the staging database stays attached to it)
+
+    def _write(self, db: Any, data: bytes, statements: list[tuple[str, int]]) -> None:
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.deserialize(data, name=STAGING_SCHEMA)
+                for sql, rows in statements:
+                    copied = db.execute(sql).rowcount
+                    if copied != rows:
+                        raise RuntimeError(f"{sql!r} wrote {copied} rows, not {rows}")
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _fail(self, error: BaseException) -> None:
+        with self._done:
+            self._error = error
+            self._done.notify_all()
+
+
 def _build(
     app: Application[Any],
     engine: Engine,
@@ -136,28 +264,40 @@ def _build(
     engine_w = write_engine(engine)
     shadow = make_tables(f"__g{generation}")
     projections = [cls(shadow) for cls in classes]
-    with engine_w.begin() as conn:
-        # Keys and unique constraints now; other indexes once the rows are in (faster).
-        for p in projections:
-            for table in tables_of(type(p), shadow):
-                conn.execute(CreateTable(table))
-                p.deferred_indexes.extend(table.indexes)
     projector = Projector(app, engine, projections, slot=BUILD_SLOT, generation=generation)
-    projector.defer_writes()
-    head = app.recorder.max_notification_id() or 0
-    events = 0
-    position = 0
-    if progress:
-        progress(0, head)
-    for after, batch in _read(projector, batch_size):
-        projector.process_decoded(batch, after=after)
-        events += len(batch)
-        position = batch[-1][0]
-        if position >= head:
-            head = app.recorder.max_notification_id() or position
+    writer = PageWriter.for_engine(engine)
+    try:
+        with engine_w.begin() as conn:
+            # Keys and unique constraints now. Other indexes: with a writer thread, now too
+            # (it keeps them up to date off this thread: 29 s instead of 33 s at a million
+            # events, where building them at the end took 3 s here); else once the rows
+            # are in (faster than keeping them up to date).
+            for p in projections:
+                for table in tables_of(type(p), shadow):
+                    conn.execute(CreateTable(table))
+                    if writer is not None:
+                        for index in table.indexes:
+                            index.create(conn)
+                    else:
+                        p.deferred_indexes.extend(table.indexes)
+        projector.defer_writes(writer)
+        head = app.recorder.max_notification_id() or 0
+        events = 0
+        position = 0
         if progress:
-            progress(position, max(head, position))
-    projector.write_deferred()
+            progress(0, head)
+        for after, batch in _read(projector, batch_size):
+            projector.process_decoded(batch, after=after)
+            events += len(batch)
+            position = batch[-1][0]
+            if position >= head:
+                head = app.recorder.max_notification_id() or position
+            if progress:
+                progress(position, max(head, position))
+        projector.write_deferred()
+    finally:
+        if writer is not None:
+            writer.close()
     with engine_w.begin() as conn:
         for p in projections:
             for index in p.deferred_indexes:

@@ -36,7 +36,7 @@ from projections.core import (
 from projections.db import make_engine
 from projections.journal import JournalProjection
 from projections.queries import fund_figures
-from projections.rebuild import rebuild
+from projections.rebuild import PageWriter, rebuild
 from projections.runner import ProjectionRunner, projection_status
 from projections.schema import PROJECTIONS, ensure_schema
 from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS, sqlite_instant
@@ -535,3 +535,91 @@ def test_a_stored_id_as_text_is_the_recorders_conversion_as_text(stored: str) ->
     assert stored_id_text(recorder, stored) == str(UUID(stored))
     with pytest.raises(ValueError, match="hexadecimal"):
         stored_id_text(recorder, "not-hex-at-all-but-32-characters")
+
+
+def _writer_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "rebuild-writer"]
+
+
+def test_a_rebuild_on_sqlite_writes_its_pages_in_a_writer_thread_that_stops(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(sqlite_url)
+    new_history(app, seed=31).run(150)
+    engine = make_engine(sqlite_url)
+    ProjectionRunner(app, engine, batch_size=9).catch_up()
+    live = dump(engine)
+    writers: set[str] = set()
+    real_write = PageWriter._write
+
+    def write(self: PageWriter, db: Any, data: bytes, statements: Any) -> None:
+        writers.add(threading.current_thread().name)
+        real_write(self, db, data, statements)
+
+    monkeypatch.setattr(PageWriter, "_write", write)
+
+    rebuild(app, engine, batch_size=13)
+
+    assert writers == {"rebuild-writer"}
+    assert _writer_threads() == []
+    assert dump(engine) == live
+
+
+def test_a_writer_thread_failing_midway_fails_the_rebuild_and_the_next_one_succeeds(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    app = make_app(sqlite_url)
+    new_history(app, seed=32).run(150)
+    engine = make_engine(sqlite_url)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+    pages = {"n": 0}
+    real_write = PageWriter._write
+
+    def failing(self: PageWriter, db: Any, data: bytes, statements: Any) -> None:
+        pages["n"] += 1
+        if pages["n"] == 3:
+            raise OSError("the disk is full")
+        real_write(self, db, data, statements)
+
+    monkeypatch.setattr(PageWriter, "_write", failing)
+    with pytest.raises(Exception, match="disk is full"):
+        rebuild(app, engine, batch_size=10)
+    monkeypatch.undo()
+
+    assert pages["n"] == 3
+    assert _writer_threads() == []
+    assert dump(engine) == before
+    with engine.connect() as conn:
+        leftovers = [t for t in inspect(conn).get_table_names() if "__g" in t]
+    assert leftovers == []
+    result = rebuild(app, engine)
+    assert result.position == app.recorder.max_notification_id()
+    assert dump(engine) == before
+
+
+def test_a_staged_page_that_copies_fewer_rows_than_staged_fails_the_rebuild(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(sqlite_url)
+    new_history(app, seed=33).run(80)
+    engine = make_engine(sqlite_url)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+    real_add = core.Staging.add
+
+    def short(self: core.Staging, writer: Any, chunks: Any, *, update: bool) -> None:
+        real_add(self, writer, chunks, update=update)
+        if self.statements:
+            sql, rows = self.statements[-1]
+            self.statements[-1] = (sql, rows + 1)
+
+    monkeypatch.setattr(core.Staging, "add", short)
+    with pytest.raises(Exception, match="rows, not"):
+        rebuild(app, engine, batch_size=10)
+    monkeypatch.undo()
+
+    assert _writer_threads() == []
+    assert dump(engine) == before
