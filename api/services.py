@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any, TypeVar
 
+from eventsourcing.persistence import IntegrityError
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
@@ -24,8 +27,9 @@ from sqlalchemy import Connection, Engine
 from api.idempotency import FundKeys
 from api.limits import READ_YOUR_WRITES_TIMEOUT_S, WORKER_THREADS
 from api.tokens import TokenStore
-from ledger.application import LedgerApp
-from ledger.domain.errors import LedgerError
+from ledger.application import COMMAND_ATTEMPTS_MAX, RETRY_BACKOFF_S_MAX, LedgerApp
+from ledger.commit import PendingWrite
+from ledger.domain.errors import Conflict, LedgerError
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
 from projections.db import make_engine
@@ -87,6 +91,9 @@ class Services:
             tokens = TokenStore(engine, clock=ledger.clock)
             tokens.ensure_schema()
             runner = ProjectionRunner(ledger, engine)
+            # Batches are written by a thread of their own: commands of the event loop
+            # (``write_async``) only queue theirs.
+            ledger.committer.start_writer()
             if run_projections:
                 runner.start()
                 # The thread that made a batch durable projects it before its commands
@@ -109,6 +116,7 @@ class Services:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self.ledger.committer.stop_writer()
         with contextlib.suppress(ValueError):
             self.ledger.after_write.remove(self.runner.project_through)
         if self._owns_runner:
@@ -169,6 +177,51 @@ class Services:
             position = self.ledger.recorder.max_notification_id()
         self.settle(position)
         return result
+
+    async def write_async(self, command: Callable[[], T]) -> T:
+        """``write``, for the event loop: the command runs here (it only computes and
+        queues), its writes are awaited rather than waited for in a worker thread, and the
+        writer thread (which also projects each batch) answers through the loop. A
+        conflict runs the command again, at most ``COMMAND_ATTEMPTS_MAX`` times, as
+        ``LedgerApp`` does."""
+        ledger = self.ledger
+        if not ledger.committer.has_writer:
+            return await self.run(lambda: self.write(command))
+        loop = asyncio.get_running_loop()
+        for attempt in range(COMMAND_ATTEMPTS_MAX):
+            try:
+                result, writes = ledger.attempt_once(command, attempt)
+                await asyncio.gather(*(self._done(loop, w) for w in writes))
+            except IntegrityError:
+                ledger.conflicts_retried += 1
+                await asyncio.sleep(random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5)))
+                continue
+            positions = [w.position for w in writes if w.position is not None]
+            position = max(positions) if positions else ledger.recorder.max_notification_id()
+            if position and not self.runner.wait_for(position, timeout_s=0):
+                await self.run(functools.partial(self.settle, position))
+            return result
+        raise Conflict(
+            f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
+            attempts=COMMAND_ATTEMPTS_MAX,
+        )
+
+    def _done(self, loop: asyncio.AbstractEventLoop, write: PendingWrite) -> asyncio.Future[None]:
+        future: asyncio.Future[None] = loop.create_future()
+
+        def resolve() -> None:
+            if future.done():
+                return
+            if write.error is not None:
+                future.set_exception(write.error)
+            else:
+                future.set_result(None)
+
+        def done(_: PendingWrite) -> None:
+            loop.call_soon_threadsafe(resolve)
+
+        self.ledger.committer.when_done(write, done)
+        return future
 
     def settle(self, position: int | None) -> bool:
         if self.runner.wait_for(position, timeout_s=self.write_timeout_s, project=True):

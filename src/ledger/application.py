@@ -116,6 +116,9 @@ class _CommandState(threading.local):
         self.active = False
         self.writes: list[PendingWrite] = []
         self.position: int | None = None
+        # ``attempt_once``: the attempt's number, and where its writes go (not waited for).
+        self.attempt = 0
+        self.deferred: list[PendingWrite] | None = None
 
 
 class LedgerApp(Application[UUID]):
@@ -284,6 +287,8 @@ class LedgerApp(Application[UUID]):
         The command runs under the command lock and queues its events; it waits for the
         group commit after releasing the lock, so the next command can run meanwhile.
         """
+        if self._in_command.deferred is not None:
+            return self._attempt_deferred(command)
         for attempt in range(COMMAND_ATTEMPTS_MAX):
             with self._command_lock:
                 self._touched = set()
@@ -317,6 +322,43 @@ class LedgerApp(Application[UUID]):
             f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
             attempts=COMMAND_ATTEMPTS_MAX,
         )
+
+    def _attempt_deferred(self, command: Callable[[int], A]) -> A:
+        with self._command_lock:
+            self._touched = set()
+            self._in_command.active = True
+            self._in_command.writes = []
+            try:
+                result = command(self._in_command.attempt)
+                writes = self._in_command.writes or self._committer.unfinished_tail()
+            except BaseException:
+                self._evict_mutated()
+                raise
+            finally:
+                self._in_command.active = False
+        deferred = self._in_command.deferred
+        assert deferred is not None
+        deferred.extend(writes)
+        return result
+
+    def attempt_once(self, call: Callable[[], A], attempt: int) -> tuple[A, list[PendingWrite]]:
+        """Run a command (``call``: one of this class's command methods) once, without
+        waiting for its writes: for a caller that awaits them (``GroupCommit.when_done``,
+        with the writer thread started) and retries an ``IntegrityError`` itself — from
+        the command or from its writes — calling again with the next ``attempt``."""
+        state = self._in_command
+        if state.deferred is not None:
+            raise RuntimeError("attempt_once() does not nest")
+        state.deferred, state.attempt = [], attempt
+        try:
+            result = call()
+            return result, state.deferred
+        finally:
+            state.deferred, state.attempt = None, 0
+
+    @property
+    def committer(self) -> GroupCommit:
+        return self._committer
 
     @property
     def last_position(self) -> int | None:

@@ -71,6 +71,9 @@ class PendingWrite:
     position: int | None = None  # notification id of its last event, once written
     lead: bool = False  # this command's thread writes the next batch
     woken: _Signal = field(default_factory=_Signal)
+    # Called (in the writing thread) once the write is done or failed (``when_done``). Several
+    # commands may wait for one write (a retry answered from a write not yet durable).
+    on_done: list[Callable[[PendingWrite], None]] = field(default_factory=list)
 
 
 class GroupCommit:
@@ -88,14 +91,82 @@ class GroupCommit:
         self._queue: list[PendingWrite] = []
         self._writing = False
         self._last: PendingWrite | None = None
+        # A dedicated writer thread (``start_writer``) instead of leading commands.
+        self._writer: threading.Thread | None = None
+        self._queued = threading.Event()
+        self._stopping = False
 
     def enqueue(self, write: PendingWrite) -> None:
         with self._lock:
             self._queue.append(write)
             self._last = write
-            if not self._writing:
+            if self._writer is not None:
+                self._queued.set()
+            elif not self._writing:
                 self._writing = True
                 write.lead = True
+
+    def when_done(self, write: PendingWrite, callback: Callable[[PendingWrite], None]) -> None:
+        """Call ``callback(write)`` once it is done (at once if it is): for a caller that
+        does not block in ``wait`` (an event loop). Needs the writer thread, since such a
+        caller never leads a batch."""
+        with self._lock:
+            if not write.done:
+                write.on_done.append(callback)
+                return
+        callback(write)
+
+    @property
+    def has_writer(self) -> bool:
+        return self._writer is not None
+
+    def start_writer(self) -> None:
+        """Write every batch in one thread of its own from now on (a server: commands
+        queue and wait, or are told by ``when_done``; none of them leads)."""
+        with self._lock:
+            if self._writer is not None:
+                return
+            self._stopping = False
+            thread = threading.Thread(target=self._write_all, name="ledger-writer", daemon=True)
+            self._writer = thread
+            # A write queued before, with a leader waiting: the writer takes over.
+            if self._queue:
+                self._queued.set()
+        thread.start()
+
+    def stop_writer(self, timeout_s: float = 30.0) -> None:
+        """Write what is queued, stop the thread; commands lead their batches again."""
+        with self._lock:
+            thread = self._writer
+            if thread is None:
+                return
+            self._stopping = True
+            self._queued.set()
+        thread.join(timeout_s)
+        with self._lock:
+            self._writer = None
+            if self._queue and not self._writing:
+                self._writing = True
+                self._queue[0].lead = True
+                self._queue[0].woken.set()
+
+    def _write_all(self) -> None:
+        while True:
+            self._queued.wait(WAIT_SLICE_S)
+            with self._lock:
+                if not self._queue:
+                    self._queued.clear()
+                    if self._stopping:
+                        return
+                    continue
+                if self._writing:  # a command still leads a batch begun before
+                    self._queued.clear()
+                    continue
+                self._writing = True
+            try:
+                self._lead()
+            except Exception:  # the batch failed and so did its recovery: its writes know
+                log.exception("writing a batch failed")
 
     def unfinished_tail(self) -> list[PendingWrite]:
         """The last queued write if not yet durable: a command that only read must not
@@ -147,7 +218,11 @@ class GroupCommit:
                 for member in drained:
                     member.error = _follow_failure(error) if error else None
                     member.done = True
-                if self._queue:
+                if self._writer is not None:
+                    self._writing = False  # the writer thread takes the next batch
+                    if self._queue:
+                        self._queued.set()
+                elif self._queue:
                     successor = self._queue[0]
                     successor.lead = True
                 else:
@@ -161,12 +236,19 @@ class GroupCommit:
             except Exception:  # its work is an optimisation; the batch is durable
                 log.exception("after_write failed; the batch was recorded")
             finally:
-                if error is None:
-                    with self._lock:
+                with self._lock:
+                    if error is None:
                         for member in batch:
                             member.done = True
+                    told = [(m, list(m.on_done)) for m in (*batch, *drained) if m.on_done]
                 for member in (*batch, *drained):
                     member.woken.set()
+                for member, callbacks in told:
+                    for callback in callbacks:
+                        try:
+                            callback(member)
+                        except Exception:
+                            log.exception("a write's on_done callback failed")
 
 
 def _follow_failure(error: BaseException) -> BaseException:

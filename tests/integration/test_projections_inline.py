@@ -5,6 +5,7 @@ never woken), so whatever gets projected was projected inline. SQLite and Postgr
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -140,3 +141,47 @@ def test_the_api_services_project_each_batch_before_its_commands_return(
     finally:
         services.close()
     assert runner.project_through not in app.after_write  # closed: no longer called
+
+
+def test_write_async_retries_a_conflict_with_another_process(
+    make_app: Any, db_url: str, engine: Engine, settings_for: Any, tmp_path: Path
+) -> None:
+    """The event loop's path (``Services.write_async``): the command runs in the loop, its
+    write is awaited; a write refused because another process changed the fund runs the
+    command again on fresh state."""
+    app = make_app(db_url)
+    new_history(app, seed=24).run(5)
+    other = make_app(db_url)  # another process on the same database
+    services = Services.open(settings_for(db_url, tmp_path), app=app)
+    try:
+        assert app.committer.has_writer
+        app.get_fund(TEA)  # this process caches the fund ...
+        other.record_donation(  # ... which the other one then changes
+            slug=TEA, key="elsewhere", amount_minor=700, received_on="2026-11-20",
+            channel="cash", actor="t",
+        )  # fmt: skip
+        before = app.conflicts_retried
+
+        async def record() -> Any:
+            return await services.write_async(
+                lambda: app.record_donation(
+                    slug=TEA,
+                    key="async-1",
+                    amount_minor=300,
+                    received_on="2026-11-20",
+                    channel="cash",
+                    actor="t",
+                )
+            )
+
+        recorded = asyncio.run(record())
+        assert recorded.created
+        assert app.conflicts_retried > before
+        fund = make_app(db_url).get_fund(TEA)
+        receipts = fund.receipt_seq["2026"]
+        assert recorded.value.receipt_no == f"{TEA}-2026-{receipts:06d}"  # the last one
+        position = app.recorder.max_notification_id()
+        assert min(services.runner.positions().values()) >= position  # and projected
+    finally:
+        services.close()
+    assert not app.committer.has_writer

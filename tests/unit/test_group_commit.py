@@ -181,3 +181,40 @@ def test_after_write_is_not_called_for_a_failed_batch_and_its_failure_fails_noth
     assert good.done
     assert good.error is None
     assert calls == [1]
+
+
+def test_a_writer_thread_writes_every_batch_and_tells_each_waiter_once() -> None:
+    store = FakeStore(write_s=0.001)
+    commit = make(store)
+    commit.start_writer()
+    try:
+        told: list[PendingWrite] = []
+        told_lock = threading.Lock()
+
+        def tell(write: PendingWrite) -> None:
+            with told_lock:
+                told.append(write)
+
+        writes = [PendingWrite() for _ in range(50)]
+        for w in writes:
+            commit.enqueue(w)
+            assert not w.lead  # nobody leads: the writer thread writes
+            commit.when_done(w, tell)
+            commit.when_done(w, tell)  # a second command waiting for the same write
+        for w in writes:
+            commit.wait(w)  # a thread may still wait in the usual way
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while len(told) < 100 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert sorted(map(id, told)) == sorted(map(id, writes * 2))
+        assert [w for batch in store.batches for w in batch] == writes
+        late: list[PendingWrite] = []
+        commit.when_done(writes[0], late.append)  # already done: told at once
+        assert late == [writes[0]]
+    finally:
+        commit.stop_writer()
+    after = PendingWrite()
+    commit.enqueue(after)
+    assert after.lead  # without the thread, commands lead their batches again
+    commit.wait(after)
+    assert after.done
