@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,9 +26,14 @@ from sqlalchemy import Connection, Engine
 from api.idempotency import FundKeys
 from api.limits import READ_YOUR_WRITES_TIMEOUT_S, WORKER_THREADS
 from api.tokens import TokenStore
-from ledger.application import COMMAND_ATTEMPTS_MAX, RETRY_BACKOFF_S_MAX, LedgerApp
+from ledger.application import (
+    COMMAND_ATTEMPTS_MAX,
+    LedgerApp,
+    retry_delay_s,
+    too_many_conflicts,
+)
 from ledger.commit import PendingWrite
-from ledger.domain.errors import Conflict, LedgerError
+from ledger.domain.errors import LedgerError
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
 from projections.db import make_engine
@@ -194,17 +198,14 @@ class Services:
                 await asyncio.gather(*(self._done(loop, w) for w in writes))
             except IntegrityError:
                 ledger.conflicts_retried += 1
-                await asyncio.sleep(random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5)))
+                await asyncio.sleep(retry_delay_s(attempt))
                 continue
             positions = [w.position for w in writes if w.position is not None]
             position = max(positions) if positions else ledger.recorder.max_notification_id()
             if position and not self.runner.wait_for(position, timeout_s=0):
                 await self.run(functools.partial(self.settle, position))
             return result
-        raise Conflict(
-            f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
-            attempts=COMMAND_ATTEMPTS_MAX,
-        )
+        raise too_many_conflicts()
 
     def _done(self, loop: asyncio.AbstractEventLoop, write: PendingWrite) -> asyncio.Future[None]:
         future: asyncio.Future[None] = loop.create_future()

@@ -484,32 +484,18 @@ class FastDecoder:
         self, id_: int, originator_id: Any, originator_version: int, topic: str, state: bytes
     ) -> Any:
         """The event of a stored row's parts (``originator_id`` as the recorder gives it)."""
-        if not self.enabled:
+        plain = self._plain(topic, state)
+        if plain is None:
             return self._slow(id_, originator_id, originator_version, topic, state)
-        cls = self._classes.get(topic, _UNSEEN)
-        if cls is _UNSEEN:
-            cls = self._class_of(topic)
-        if cls is None or state.count(b'"_type_"') != 1:
-            return self._slow(id_, originator_id, originator_version, topic, state)
-        try:
-            event_state = json_loads(state)
-        except ValueError:  # what orjson refuses (say a lone surrogate), json may accept
-            return self._slow(id_, originator_id, originator_version, topic, state)
-        timestamp = event_state.get("timestamp")
-        if type(timestamp) is not dict or timestamp.get("_type_") != "datetime_iso":
-            return self._slow(id_, originator_id, originator_version, topic, state)
-        event_state["timestamp"] = datetime.fromisoformat(timestamp["_data_"])
+        cls, event_state, iso = plain
+        event_state["timestamp"] = datetime.fromisoformat(iso)
         id_type = type(originator_id)
         convert = self._convertors.get((cls, id_type))
         if convert is None:
             convert = self._convertors[cls, id_type] = find_id_convertor(
                 cls, cast(Hashable, id_type)
             )
-        event_state["originator_id"] = convert(originator_id)
-        event_state["originator_version"] = originator_version
-        domain_event = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", event_state)
-        return domain_event
+        return _event(cls, event_state, convert(originator_id), originator_version)
 
     def decode_for_sqlite(
         self, originator_id: str, originator_version: int, topic: str, state: bytes
@@ -518,24 +504,31 @@ class FastDecoder:
         the form SQLite's read models store (``sqlite_instant``'s text) and ``originator_id``
         as text: what the handlers copy into rows, without a ``datetime`` and a ``UUID``
         that the writer would turn back into text. None where ``decode`` must do it."""
+        plain = self._plain(topic, state)
+        if plain is None:
+            return None
+        cls, event_state, iso = plain
+        event_state["timestamp"] = stored_instant(iso)
+        return _event(cls, event_state, originator_id, originator_version)
+
+    def _plain(self, topic: str, state: bytes) -> tuple[Any, dict[str, Any], Any] | None:
+        """The event class, the decoded state and its timestamp's ISO text, where the fast
+        path gives what the mapper gives; None elsewhere."""
+        if not self.enabled:
+            return None
         cls = self._classes.get(topic, _UNSEEN)
         if cls is _UNSEEN:
             cls = self._class_of(topic)
-        if cls is None or not self.enabled or state.count(b'"_type_"') != 1:
+        if cls is None or state.count(b'"_type_"') != 1:
             return None
         try:
             event_state = json_loads(state)
-        except ValueError:
+        except ValueError:  # what orjson refuses (say a lone surrogate), json may accept
             return None
         timestamp = event_state.get("timestamp")
         if type(timestamp) is not dict or timestamp.get("_type_") != "datetime_iso":
             return None
-        event_state["timestamp"] = stored_instant(timestamp["_data_"])
-        event_state["originator_id"] = originator_id
-        event_state["originator_version"] = originator_version
-        domain_event = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", event_state)
-        return domain_event
+        return cls, event_state, timestamp["_data_"]
 
     def _slow(
         self, id_: int, originator_id: Any, originator_version: int, topic: str, state: bytes
@@ -552,6 +545,15 @@ class FastDecoder:
 
 
 _UNSEEN = object()
+
+
+def _event(cls: Any, event_state: dict[str, Any], originator_id: Any, version: int) -> Any:
+    """The event object the mapper would make of its class and decoded state."""
+    event_state["originator_id"] = originator_id
+    event_state["originator_version"] = version
+    domain_event = object.__new__(cls)
+    object.__setattr__(domain_event, "__dict__", event_state)
+    return domain_event
 
 
 def stored_instant(iso: Any) -> Any:

@@ -253,12 +253,11 @@ class ProjectionRunner:
         if position is None or position <= 0:
             return True
         deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
-        names = [c.name for c in self.classes]
         while True:
             with self._guard:
-                local = self._positions.ready and self.active and self.running
+                local = self._works_here()
                 if local:
-                    if self._reached(self._positions.values, names, position):
+                    if self._reached(self._positions.values, position):
                         return True
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
@@ -281,7 +280,7 @@ class ProjectionRunner:
                 reached.acquire(timeout=min(remaining, 0.5))
                 continue
             # Another process does the work (or this runner is not running): ask the table.
-            if self._reached(self._db_positions(), names, position):
+            if self._reached(self._db_positions(), position):
                 return True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -293,18 +292,17 @@ class ProjectionRunner:
         thread until ``position`` is projected (after a batch that found nothing, or a
         failure, it stops: the runner's thread takes over). Otherwise return at once."""
         deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
-        names = [c.name for c in self.classes]
         while True:
             with self._guard:
-                if not (self._positions.ready and self.active and self.running) or (
-                    self.failures or self._reached(self._positions.values, names, position)
+                if not self._works_here() or (
+                    self.failures or self._reached(self._positions.values, position)
                 ):
                     return
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._step_lock.acquire(timeout=remaining):
                 return
             with self._guard:
-                done = self._reached(self._positions.values, names, position)
+                done = self._reached(self._positions.values, position)
             if done:
                 self._step_lock.release()
                 return
@@ -334,9 +332,15 @@ class ProjectionRunner:
         except SQLAlchemyError:  # not created yet, or the database is away: not there yet
             return {}
 
-    def _reached(self, positions: dict[str, int], names: list[str], position: int) -> bool:
+    def _works_here(self) -> bool:
+        """This runner does the work and has published its positions (hold ``_guard``)."""
+        return self._positions.ready and self.active and self.running
+
+    def _reached(self, positions: dict[str, int], position: int) -> bool:
         excluded = self.projector.excluded
-        return all(positions.get(n, 0) >= position for n in names if n not in excluded)
+        return all(
+            positions.get(c.name, 0) >= position for c in self.classes if c.name not in excluded
+        )
 
     def catch_up(self, timeout_s: float | None = None) -> int:
         """Process, in the calling thread, everything recorded so far (the runner must not

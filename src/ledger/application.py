@@ -287,59 +287,43 @@ class LedgerApp(Application[UUID]):
         The command runs under the command lock and queues its events; it waits for the
         group commit after releasing the lock, so the next command can run meanwhile.
         """
-        if self._in_command.deferred is not None:
-            return self._attempt_deferred(command)
+        deferred = self._in_command.deferred
+        if deferred is not None:  # ``attempt_once``: one run, its writes not waited for
+            result, writes = self._run_once(command, self._in_command.attempt)
+            deferred.extend(writes)
+            return result
         for attempt in range(COMMAND_ATTEMPTS_MAX):
-            with self._command_lock:
-                self._touched = set()
-                self._in_command.active = True
-                self._in_command.writes = []
-                try:
-                    result = command(attempt)
-                    writes = self._in_command.writes or self._committer.unfinished_tail()
-                except IntegrityError:
-                    self._evict_mutated()
-                    writes = None
-                except BaseException:
-                    self._evict_mutated()
-                    raise
-                finally:
-                    self._in_command.active = False
-            if writes is not None:
-                try:
-                    for write in writes:
-                        self._committer.wait(write)
-                except IntegrityError:
-                    pass
-                else:
-                    positions = [w.position for w in writes if w.position is not None]
-                    if positions:
-                        self._in_command.position = max(positions)
-                    return result
-            self.conflicts_retried += 1
-            time.sleep(random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5)))
-        raise Conflict(
-            f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
-            attempts=COMMAND_ATTEMPTS_MAX,
-        )
+            try:
+                result, writes = self._run_once(command, attempt)
+                for write in writes:
+                    self._committer.wait(write)
+            except IntegrityError:
+                self.conflicts_retried += 1
+                time.sleep(retry_delay_s(attempt))
+                continue
+            positions = [w.position for w in writes if w.position is not None]
+            if positions:
+                self._in_command.position = max(positions)
+            return result
+        raise too_many_conflicts()
 
-    def _attempt_deferred(self, command: Callable[[int], A]) -> A:
+    def _run_once(self, command: Callable[[int], A], attempt: int) -> tuple[A, list[PendingWrite]]:
+        """One run of ``command`` under the command lock: its result and the writes it
+        queued (or, if it wrote nothing, the last write not yet durable: a command that only
+        read must not answer with state that is not durable yet). What a failed run changed
+        in the cache is evicted."""
         with self._command_lock:
             self._touched = set()
             self._in_command.active = True
             self._in_command.writes = []
             try:
-                result = command(self._in_command.attempt)
-                writes = self._in_command.writes or self._committer.unfinished_tail()
+                result = command(attempt)
+                return result, self._in_command.writes or self._committer.unfinished_tail()
             except BaseException:
                 self._evict_mutated()
                 raise
             finally:
                 self._in_command.active = False
-        deferred = self._in_command.deferred
-        assert deferred is not None
-        deferred.extend(writes)
-        return result
 
     def attempt_once(self, call: Callable[[], A], attempt: int) -> tuple[A, list[PendingWrite]]:
         """Run a command (``call``: one of this class's command methods) once, without
@@ -1063,6 +1047,18 @@ class LedgerApp(Application[UUID]):
             return fund
 
         return self._attempt(command)
+
+
+def retry_delay_s(attempt: int) -> float:
+    """How long a command waits before its next attempt after a conflict (jittered)."""
+    return random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5))
+
+
+def too_many_conflicts() -> Conflict:
+    return Conflict(
+        f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
+        attempts=COMMAND_ATTEMPTS_MAX,
+    )
 
 
 def _clear_cache(cache: Any) -> None:
