@@ -40,6 +40,7 @@ class Outcomes:
     lock: threading.Lock = field(default_factory=threading.Lock)
     donations: list[tuple[str, int]] = field(default_factory=list)  # (receipt_no, amount)
     grants: list[Any] = field(default_factory=list)
+    committed: list[Any] = field(default_factory=list)  # grants known to be committed
     disbursed: list[tuple[Any, int]] = field(default_factory=list)
     refused: dict[str, int] = field(default_factory=dict)
     conflicts: int = 0
@@ -72,6 +73,7 @@ def step(app: LedgerApp, name: str, i: int, rng: random.Random, out: Outcomes) -
     kind = i % 4
     with out.lock:
         grants = list(out.grants)
+        committed = list(out.committed)
     if kind == 0 or (kind >= 2 and not grants):
         amount = rng.randint(1_000, 8_000)
         recorded = app.record_donation(
@@ -97,9 +99,14 @@ def step(app: LedgerApp, name: str, i: int, rng: random.Random, out: Outcomes) -
         with out.lock:
             out.grants.append(grant.id)
     elif kind == 2:
-        app.approve_grant(grant_id=rng.choice(grants), actor=rng.choice(COMMITTEE))
+        grant = app.approve_grant(grant_id=rng.choice(grants), actor=rng.choice(COMMITTEE))
+        if grant.committed_minor:
+            with out.lock:
+                out.committed.append(grant.id)
     else:
-        grant_id = rng.choice(grants)
+        # Mostly committed grants (so money does move), sometimes any grant (a refusal is
+        # right when it is still proposed).
+        grant_id = rng.choice(committed if rng.random() < 0.8 else grants)
         amount = rng.randint(2_000, 20_000)
         app.disburse(
             grant_id=grant_id,
@@ -126,11 +133,29 @@ def test_concurrent_writers_on_one_fund_lose_nothing(make_app: Any, store_url: s
         channel="bank",
         actor="t",
     )
+    # One grant is committed before the race, so disbursements are certain to have a target;
+    # more are committed during it.
+    first = (
+        apps[0]
+        .propose_grant(
+            slug=TEA,
+            key="first-grant",
+            title="先行项目",
+            grantee_name="村委",
+            amount_minor=30_000,
+            actor="秘书",
+        )
+        .value
+    )
+    for member in COMMITTEE[:2]:
+        apps[0].approve_grant(grant_id=first.id, actor=member)
     # Every app holds the fund in its cache before the race: the first write of any app
     # makes the others' copies stale, so conflicts are certain, not left to timing.
     for app in apps:
         app.get_fund(TEA)
-    out = Outcomes(donations=[(seed.value.receipt_no, 50_000)])
+    out = Outcomes(
+        donations=[(seed.value.receipt_no, 50_000)], grants=[first.id], committed=[first.id]
+    )
     start = threading.Barrier(APPS * THREADS_PER_APP)
     threads = [
         threading.Thread(
