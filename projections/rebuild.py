@@ -26,27 +26,29 @@ import gc
 import logging
 import queue
 import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eventsourcing.application import Application
 from sqlalchemy import Connection, Engine, inspect, select, update
 from sqlalchemy.schema import CreateTable
 
-from ledger.store import sqlite_write_lock
 from projections.core import (
     BUILD_SLOT,
-    STAGING_SCHEMA,
     Decoded,
+    Page,
     Projection,
     Projector,
     RebuildSuperseded,
-    Staging,
 )
-from projections.db import store_of, write_engine
+from projections.db import SQLITE_BUSY_TIMEOUT_S, SQLITE_CACHE_KIB, store_of, write_engine
+from projections.page_writer import HEADER
 from projections.schema import ensure_schema, lock_schema, projection_classes, tables_of
 from projections.tables import make_tables, projection_state
 
@@ -56,6 +58,7 @@ REBUILD_BATCH_EVENTS = 50_000
 PAGES_QUEUED_MAX = 2  # pages handed to the writer thread and not yet written
 WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
 WRITER_JOIN_TIMEOUT_S = 60.0
+_STOP = (0, b"")  # the page writer's thread ends when it takes this
 Progress = Callable[[int, int], None]  # (position, head)
 
 
@@ -141,31 +144,42 @@ def _abandon(engine_w: Engine, names: list[str], generation: int) -> None:
 
 
 class PageWriter:
-    """The writer thread of a rebuild on SQLite: it owns the rebuild's write transactions
-    while the log is replayed. Each page (a ``Staging``: rows already bound, serialized) is
-    attached and copied into the new tables with ``INSERT … SELECT`` and committed, one
-    transaction per page, under the file's in-process write lock, which this thread takes
-    and releases itself (an ``RLock``). SQLite runs each such statement, the commit and its
-    checkpoint without the GIL, on the second core, while the main thread decodes and
-    applies the next batch (``executemany`` from this thread would not: it takes the GIL
-    back for every row, and waits for it behind the busy main thread).
+    """The page writer of a rebuild on SQLite: a process of its own
+    (``projections/page_writer.py``, standard library only) that owns the rebuild's write
+    transactions while the log is replayed. Each page (a ``Page``: statements and rows,
+    pickled) goes down its standard input and is written with ``executemany`` and committed
+    there, one transaction per page, on the second core, while this process decodes and
+    applies the next batch. (A thread would not overlap: binding rows takes the GIL back
+    for every row; staging them here instead cost as much as writing them.)
 
-    At most ``PAGES_QUEUED_MAX`` pages wait (memory stays bounded; the main thread waits
-    for room). A failure stops the thread; the main thread's next ``submit`` or ``drain``
-    raises it. ``close`` stops the thread (after the current page) and joins it."""
+    A thread here (``rebuild-pages``) sends the pages and reads the writer's
+    acknowledgements, one page at a time; at most ``PAGES_QUEUED_MAX`` more wait here
+    (memory stays bounded; the main thread waits for room). A failure of the process (its
+    last line of standard error) or of the pipe stops the thread; the main thread's next
+    ``submit`` or ``drain`` raises it. ``close`` stops both and waits for them; after a
+    failure it kills the process (its open transaction is rolled back)."""
 
-    def __init__(self, engine: Engine, path: str) -> None:
-        self._engine = engine
-        self._lock = sqlite_write_lock(path)
-        self._pages: queue.Queue[tuple[int, bytes, list[tuple[str, int]]]] = queue.Queue(
-            PAGES_QUEUED_MAX
+    def __init__(self, path: str) -> None:
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                str(Path(__file__).with_name("page_writer.py")),
+                path,
+                str(SQLITE_BUSY_TIMEOUT_S * 1000),
+                str(SQLITE_CACHE_KIB),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
+        self._pages: queue.Queue[tuple[int, bytes]] = queue.Queue(PAGES_QUEUED_MAX)
         self._done = threading.Condition()
         self._submitted = 0
         self._written = 0
         self._error: BaseException | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rebuild-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="rebuild-pages", daemon=True)
         self._thread.start()
 
     @classmethod
@@ -174,14 +188,18 @@ class PageWriter:
         store = store_of(engine)
         if engine.dialect.name != "sqlite" or store is None or store.kind != "sqlite":
             return None
-        return cls(engine, store.path)
+        return cls(store.path)
 
-    def submit(self, staging: Staging) -> None:
-        page = (self._submitted + 1, staging.finish(), staging.statements)
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def submit(self, page: Page) -> None:
+        item = (self._submitted + 1, page.finish())
         while True:
             self._check()
             try:
-                self._pages.put(page, timeout=WRITER_WAIT_S)
+                self._pages.put(item, timeout=WRITER_WAIT_S)
                 break
             except queue.Full:
                 continue
@@ -198,53 +216,70 @@ class PageWriter:
         if self._error is not None:
             raise self._error
         if not self._thread.is_alive():
-            raise RuntimeError("the rebuild's writer thread stopped")
+            raise RuntimeError("the rebuild's page writer stopped")
 
     def close(self) -> None:
-        """Stop the thread (pages not yet written are dropped) and wait for it."""
+        """Stop the writer (pages not yet written are dropped) and wait for it; after a
+        failure, or if it does not stop in time, kill it."""
         self._stop.set()
+        process = self._process
+        if self._error is not None or self._written < self._submitted:
+            process.kill()
+        with contextlib.suppress(queue.Full):
+            self._pages.put_nowait(_STOP)  # wakes the thread at once
         self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            process.stdin.close()  # type: ignore[union-attr]  # the end: the writer exits
+        try:
+            process.wait(WRITER_JOIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            log.error("the rebuild's page writer did not stop; killing it")
+            process.kill()
+            process.wait(WRITER_JOIN_TIMEOUT_S)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
         if self._thread.is_alive():
-            log.error("the rebuild's writer thread did not stop")
+            log.error("the rebuild's page thread did not stop")
 
     def _run(self) -> None:
+        process = self._process
+        assert process.stdin is not None
+        assert process.stdout is not None
         try:
-            fairy = self._engine.raw_connection()
-        except BaseException as e:
-            self._fail(e)
-            return
-        db: Any = fairy.driver_connection
-        try:
-            db.execute(f"ATTACH ':memory:' AS {STAGING_SCHEMA}")
             while not self._stop.is_set():
                 try:
-                    number, data, statements = self._pages.get(timeout=WRITER_WAIT_S)
+                    number, data = self._pages.get(timeout=WRITER_WAIT_S)
                 except queue.Empty:
                     continue
-                self._write(db, data, statements)
+                if number == _STOP[0]:
+                    break
+                process.stdin.write(HEADER.pack(len(data)))
+                process.stdin.write(data)
+                process.stdin.flush()
                 del data
+                ack = process.stdout.read(HEADER.size)
+                if len(ack) < HEADER.size or HEADER.unpack(ack)[0] != number:
+                    raise self._failure()
                 with self._done:
                     self._written = number
                     self._done.notify_all()
         except BaseException as e:
-            self._fail(e)
-        finally:
-            fairy.invalidate()  # (the staging database stays attached to it)
+            error = e if self._stop.is_set() or not isinstance(e, OSError) else self._failure()
+            self._fail(error)
 
-    def _write(self, db: Any, data: bytes, statements: list[tuple[str, int]]) -> None:
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.deserialize(data, name=STAGING_SCHEMA)
-                for sql, rows in statements:
-                    copied = db.execute(sql).rowcount
-                    if copied != rows:
-                        raise RuntimeError(f"{sql!r} wrote {copied} rows, not {rows}")
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+    def _failure(self) -> RuntimeError:
+        """What the writer process said before it ended (the last line of its error)."""
+        process = self._process
+        try:
+            process.wait(WRITER_JOIN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(WRITER_JOIN_TIMEOUT_S)
+        said = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        lines = [line for line in said.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit status {process.returncode}"
+        return RuntimeError(f"the rebuild's page writer failed: {reason}")
 
     def _fail(self, error: BaseException) -> None:
         with self._done:

@@ -4,11 +4,14 @@ rebuild on a version change, LISTEN on PostgreSQL)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import random
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
@@ -538,10 +541,24 @@ def test_a_stored_id_as_text_is_the_recorders_conversion_as_text(stored: str) ->
 
 
 def _writer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "rebuild-writer"]
+    return [t for t in threading.enumerate() if t.name == "rebuild-pages"]
 
 
-def test_a_rebuild_on_sqlite_writes_its_pages_in_a_writer_thread_that_stops(
+def _page_writer_processes() -> list[int]:
+    """This process's children that run the page writer (Linux: from /proc)."""
+    children: list[int] = []
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(pid) for pid in (task / "children").read_text().split()]
+    found = []
+    for pid in children:
+        with contextlib.suppress(OSError):
+            if b"page_writer.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def test_a_rebuild_on_sqlite_writes_its_pages_in_a_writer_process_that_stops(
     make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(sqlite_url)
@@ -549,23 +566,37 @@ def test_a_rebuild_on_sqlite_writes_its_pages_in_a_writer_thread_that_stops(
     engine = make_engine(sqlite_url)
     ProjectionRunner(app, engine, batch_size=9).catch_up()
     live = dump(engine)
-    writers: set[str] = set()
-    real_write = PageWriter._write
+    seen: list[tuple[int, list[int]]] = []
+    real_submit = PageWriter.submit
 
-    def write(self: PageWriter, db: Any, data: bytes, statements: Any) -> None:
-        writers.add(threading.current_thread().name)
-        real_write(self, db, data, statements)
+    def submit(self: PageWriter, page: core.Page) -> None:
+        seen.append((self.pid, _page_writer_processes()))
+        real_submit(self, page)
 
-    monkeypatch.setattr(PageWriter, "_write", write)
+    monkeypatch.setattr(PageWriter, "submit", submit)
 
     rebuild(app, engine, batch_size=13)
 
-    assert writers == {"rebuild-writer"}
+    assert len(seen) > 3  # many pages, all to one process, a child of this one
+    assert {pid for pid, _ in seen} == {seen[0][0]}
+    assert all(children == [seen[0][0]] for _, children in seen)
+    assert os.getpid() != seen[0][0]
     assert _writer_threads() == []
+    assert _page_writer_processes() == []  # it ended (and was waited for)
     assert dump(engine) == live
 
 
-def test_a_writer_thread_failing_midway_fails_the_rebuild_and_the_next_one_succeeds(
+def _duplicate_a_row(page: core.Page) -> None:
+    """Make the page's first plain INSERT write its first row twice: the writer process
+    then fails on the table's primary key, as a real write error would."""
+    for i, (sql, rows, count) in enumerate(page.statements):
+        if "ON CONFLICT" not in sql:
+            page.statements[i] = (sql, [*rows, rows[0]], count + 1)
+            return
+    raise AssertionError("no INSERT in the page")
+
+
+def test_a_writer_process_failing_midway_fails_the_rebuild_and_the_next_one_succeeds(
     make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sqlalchemy import inspect
@@ -576,21 +607,22 @@ def test_a_writer_thread_failing_midway_fails_the_rebuild_and_the_next_one_succe
     ProjectionRunner(app, engine).catch_up()
     before = dump(engine)
     pages = {"n": 0}
-    real_write = PageWriter._write
+    real_finish = core.Page.finish
 
-    def failing(self: PageWriter, db: Any, data: bytes, statements: Any) -> None:
+    def failing(self: core.Page) -> bytes:
         pages["n"] += 1
         if pages["n"] == 3:
-            raise OSError("the disk is full")
-        real_write(self, db, data, statements)
+            _duplicate_a_row(self)
+        return real_finish(self)
 
-    monkeypatch.setattr(PageWriter, "_write", failing)
-    with pytest.raises(Exception, match="disk is full"):
+    monkeypatch.setattr(core.Page, "finish", failing)
+    with pytest.raises(RuntimeError, match=r"page writer failed: .*UNIQUE constraint failed"):
         rebuild(app, engine, batch_size=10)
     monkeypatch.undo()
 
-    assert pages["n"] == 3
+    assert pages["n"] >= 3
     assert _writer_threads() == []
+    assert _page_writer_processes() == []
     assert dump(engine) == before
     with engine.connect() as conn:
         leftovers = [t for t in inspect(conn).get_table_names() if "__g" in t]
@@ -600,7 +632,7 @@ def test_a_writer_thread_failing_midway_fails_the_rebuild_and_the_next_one_succe
     assert dump(engine) == before
 
 
-def test_a_staged_page_that_copies_fewer_rows_than_staged_fails_the_rebuild(
+def test_a_page_whose_statement_writes_other_than_its_row_count_fails_the_rebuild(
     make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = make_app(sqlite_url)
@@ -608,18 +640,19 @@ def test_a_staged_page_that_copies_fewer_rows_than_staged_fails_the_rebuild(
     engine = make_engine(sqlite_url)
     ProjectionRunner(app, engine).catch_up()
     before = dump(engine)
-    real_add = core.Staging.add
+    real_add = core.Page.add
 
-    def short(self: core.Staging, writer: Any, chunks: Any, *, update: bool) -> None:
+    def short(self: core.Page, writer: Any, chunks: Any, *, update: bool) -> None:
         real_add(self, writer, chunks, update=update)
         if self.statements:
-            sql, rows = self.statements[-1]
-            self.statements[-1] = (sql, rows + 1)
+            sql, rows, count = self.statements[-1]
+            self.statements[-1] = (sql, rows, count + 1)
 
-    monkeypatch.setattr(core.Staging, "add", short)
-    with pytest.raises(Exception, match="rows, not"):
+    monkeypatch.setattr(core.Page, "add", short)
+    with pytest.raises(RuntimeError, match="rows, not"):
         rebuild(app, engine, batch_size=10)
     monkeypatch.undo()
 
     assert _writer_threads() == []
+    assert _page_writer_processes() == []
     assert dump(engine) == before
