@@ -14,8 +14,8 @@ small protocol over its standard streams:
 
 Each frame is one transaction (``BEGIN IMMEDIATE``, SQLite's busy timeout for the file's
 write lock), with the read models' connection settings (``synchronous=NORMAL``, the same
-page cache): in WAL mode a commit is atomic. Until the rebuild's final transaction writes
-its position, a crash leaves only tables the next rebuild drops.
+page cache and ``secure_delete``): in WAL mode a commit is atomic. Until the rebuild's
+final transaction writes its position, a crash leaves only tables the next rebuild drops.
 """
 
 from __future__ import annotations
@@ -59,14 +59,18 @@ def write_page(db: sqlite3.Connection, statements: list[tuple[str, list[Any], in
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 4:
-        print("usage: page_writer.py FILE BUSY_TIMEOUT_MS CACHE_KIB", file=sys.stderr)
+    if len(argv) != 5:
+        print("usage: page_writer.py FILE BUSY_TIMEOUT_MS CACHE_KIB SECURE_DELETE", file=sys.stderr)
         return 2
-    path, busy_ms, cache_kib = argv[1], int(argv[2]), int(argv[3])
+    path, busy_ms, cache_kib, secure_delete = argv[1], int(argv[2]), int(argv[3]), argv[4]
+    if secure_delete not in ("ON", "OFF", "FAST"):
+        print(f"SECURE_DELETE is ON, OFF or FAST, not {secure_delete!r}", file=sys.stderr)
+        return 2
     db = sqlite3.connect(path, isolation_level=None, timeout=busy_ms / 1000)
     db.execute(f"PRAGMA busy_timeout = {busy_ms}")
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute(f"PRAGMA cache_size = -{cache_kib}")
+    db.execute(f"PRAGMA secure_delete = {secure_delete}")
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     number = 0
     try:

@@ -47,7 +47,13 @@ from projections.core import (
     Projector,
     RebuildSuperseded,
 )
-from projections.db import SQLITE_BUSY_TIMEOUT_S, SQLITE_CACHE_KIB, store_of, write_engine
+from projections.db import (
+    SQLITE_BUSY_TIMEOUT_S,
+    SQLITE_CACHE_KIB,
+    SQLITE_SECURE_DELETE,
+    store_of,
+    write_engine,
+)
 from projections.page_writer import HEADER
 from projections.schema import ensure_schema, lock_schema, projection_classes, tables_of
 from projections.tables import make_tables, projection_state
@@ -168,6 +174,7 @@ class PageWriter:
                 path,
                 str(SQLITE_BUSY_TIMEOUT_S * 1000),
                 str(SQLITE_CACHE_KIB),
+                SQLITE_SECURE_DELETE,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,

@@ -13,7 +13,10 @@ durable commit. Erasing a donor deletes its row: the key is then gone for good.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +39,10 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.domain.errors import InvalidInput
 
+log = logging.getLogger(__name__)
+
 APP_NAME = "ledger"
+SQLITE_CHECKPOINT_S = 30  # how long the checkpoint after an erasure waits for writers
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,13 +146,17 @@ class DonorKeyRecorder:
 
 class LedgerSQLitePool(SQLiteConnectionPool):
     """The library's pool, with ``synchronous=FULL`` set on every connection it opens (the
-    library leaves it at the build's default; a commit must be on disk when it returns)."""
+    library leaves it at the build's default; a commit must be on disk when it returns),
+    and ``secure_delete=ON`` (builds differ in their default): what is deleted, a donor's
+    key, is overwritten in the file, not left on a free page."""
 
     def _create_connection(self) -> SQLiteConnection:
         connection = super()._create_connection()
         if not self.is_sqlite_memory_mode:
-            # The connection is in autocommit mode: the pragma runs outside a transaction.
-            connection.cursor().execute("PRAGMA synchronous=FULL")
+            # The connection is in autocommit mode: the pragmas run outside a transaction.
+            cursor = connection.cursor()
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA secure_delete=ON")
         return connection
 
 
@@ -209,9 +219,22 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
             return bytes(row[0]) if row else None
 
     def delete_donor_key(self, donor_id: str) -> bool:
-        with self.write_lock, self.datastore.transaction(commit=True) as c:
-            c.execute("DELETE FROM donor_keys WHERE donor_id = ?", (donor_id,))
-            return bool(c.sqlite_cursor.rowcount)
+        """Delete the key (overwritten in its page: ``secure_delete``), then checkpoint the
+        write-ahead log and truncate it, where the key's earlier page images still are
+        (best effort: a reader that holds an old snapshot keeps the log until it ends, and
+        the next checkpoint overwrites it)."""
+        with self.write_lock:
+            with self.datastore.transaction(commit=True) as c:
+                c.execute("DELETE FROM donor_keys WHERE donor_id = ?", (donor_id,))
+                deleted = bool(c.sqlite_cursor.rowcount)
+            if deleted and not self.datastore.pool.is_sqlite_memory_mode:
+                with contextlib.closing(
+                    sqlite3.connect(self.datastore.pool.db_name, timeout=SQLITE_CHECKPOINT_S)
+                ) as db:
+                    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy:
+                    log.warning("the write-ahead log could not be truncated after an erasure")
+        return deleted
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder, DonorKeyRecorder):

@@ -282,3 +282,29 @@ def test_the_donor_key_table_exists_on_every_store(
 
     assert app.donor_keys.select_donor_key(donation.donor_id) is None
     assert app.donor_details(app.get_donation(donation.id)) is None
+
+
+def test_an_erased_donor_key_is_gone_from_the_sqlite_files(
+    make_app: Any, sqlite_url: str, sqlite_path: Any, open_tea: Any
+):
+    """Crypto-shredding holds only if the key's bytes leave the file: the event store's
+    connections overwrite what they delete (``secure_delete``, whatever the build's
+    default) and the write-ahead log, which held the key's page, is truncated."""
+    app = make_app(sqlite_url)
+    donation = donate_with_details(app, open_tea)
+    wrapped = app.donor_keys.select_donor_key(donation.donor_id)
+    assert wrapped is not None
+    files = [Path(f"{sqlite_path}{suffix}") for suffix in ("", "-wal")]
+
+    def holding_the_key() -> list[str]:
+        return [f.name for f in files if f.exists() and wrapped in f.read_bytes()]
+
+    assert holding_the_key()  # (the check can fail: the key is there before)
+    with app.recorder.datastore.transaction(commit=False) as c:
+        c.execute("PRAGMA secure_delete")
+        assert c.fetchone()[0] == 1
+
+    app.erase_donor(donation_id=donation.id, actor="auditor")
+
+    assert holding_the_key() == []
+    assert app.donor_details(app.get_donation(donation.id)) is None
