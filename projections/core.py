@@ -382,7 +382,6 @@ class Page:
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.statements: list[tuple[str, list[Any], int]] = []  # (SQL, rows, row count)
-        self.rows = 0
 
     def add(self, writer: TableWriter, chunks: Iterable[list[Any]], *, update: bool) -> None:
         """Add rows (tuples of every column, in the table's order): inserted, or, with
@@ -391,7 +390,6 @@ class Page:
         for chunk in chunks:
             if chunk:
                 self.statements.append((sql, chunk, len(chunk)))
-                self.rows += len(chunk)
 
     def finish(self) -> bytes:
         """The page, pickled without a memo (its rows are flat tuples of plain values:

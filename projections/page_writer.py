@@ -7,7 +7,7 @@ small protocol over its standard streams:
 
 - in: frames, each an 8-byte little-endian length and that many bytes: a pickled list of
   ``(sql, rows, count)`` (``rows`` the parameters of ``executemany``, ``count`` how many
-  rows the statement must write). A frame of length 0, or the end of the input, stops it.
+  rows the statement must write). The end of the input stops it.
 - out: after each frame is committed, its number (8 bytes, from 1).
 - a failure: the traceback on standard error and exit status 1; the frame's transaction is
   rolled back (nothing of it is in the file).
@@ -30,13 +30,11 @@ HEADER = struct.Struct("<Q")
 
 
 def read_frame(source: BinaryIO) -> bytes | None:
-    """The next frame's bytes; None at the end (a zero-length frame or the end of input)."""
+    """The next frame's bytes; None at the end of the input."""
     header = source.read(HEADER.size)
     if len(header) < HEADER.size:
         return None
     (size,) = HEADER.unpack(header)
-    if size == 0:
-        return None
     data = source.read(size)
     if len(data) != size:
         raise EOFError(f"a frame of {size} bytes ended after {len(data)}")

@@ -10,10 +10,9 @@
    oldest then leave memory; a later change reads one back and updates it): memory stays
    bounded. The position is written only at the end. On SQLite the log is read from the
    events table and decoded for the read models (``Projector.read_decoded``), and those
-   pages are written and committed by a writer thread (``PageWriter``) while this thread
-   applies the next batch. A crash
-   leaves only tables the next rebuild drops; the live tables keep serving readers and the
-   live runner meanwhile.
+   pages are written and committed by a page writer process (``PageWriter``) while this
+   thread applies the next batch. A crash leaves only tables the next rebuild drops; the
+   live tables keep serving readers and the live runner meanwhile.
 3. Swap, in one transaction: process what the log gained since, drop the live tables,
    rename the new ones over them, and move the build's position, version and generation
    to the live row. A runner elsewhere sees the new generation and drops its cache.
@@ -61,7 +60,7 @@ from projections.tables import make_tables, projection_state
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH_EVENTS = 50_000
-PAGES_QUEUED_MAX = 2  # pages handed to the writer thread and not yet written
+PAGES_QUEUED_MAX = 2  # pages handed to the page writer and not yet sent to it
 WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
 WRITER_JOIN_TIMEOUT_S = 60.0
 _STOP = (0, b"")  # the page writer's thread ends when it takes this
@@ -254,17 +253,14 @@ class PageWriter:
         assert process.stdin is not None
         assert process.stdout is not None
         try:
-            while not self._stop.is_set():
-                try:
-                    number, data = self._pages.get(timeout=WRITER_WAIT_S)
-                except queue.Empty:
-                    continue
-                if number == _STOP[0]:
-                    break
+            # Until ``close`` hands over ``_STOP`` (or, where the queue was full, kills the
+            # process: the next write or read here then fails).
+            while (item := self._pages.get()) is not _STOP:
+                number, data = item
                 process.stdin.write(HEADER.pack(len(data)))
                 process.stdin.write(data)
                 process.stdin.flush()
-                del data
+                del item, data
                 ack = process.stdout.read(HEADER.size)
                 if len(ack) < HEADER.size or HEADER.unpack(ack)[0] != number:
                     raise self._failure()
@@ -310,7 +306,7 @@ def _build(
     writer = PageWriter.for_engine(engine)
     try:
         with engine_w.begin() as conn:
-            # Keys and unique constraints now. Other indexes: with a writer thread, now too
+            # Keys and unique constraints now. Other indexes: with a page writer, now too
             # (it keeps them up to date off this thread: 29 s instead of 33 s at a million
             # events, where building them at the end took 3 s here); else once the rows
             # are in (faster than keeping them up to date).

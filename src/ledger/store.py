@@ -13,10 +13,8 @@ durable commit. Erasing a donor deletes its row: the key is then gone for good.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -42,7 +40,6 @@ from ledger.domain.errors import InvalidInput
 log = logging.getLogger(__name__)
 
 APP_NAME = "ledger"
-SQLITE_CHECKPOINT_S = 30  # how long the checkpoint after an erasure waits for writers
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,10 +225,10 @@ class LedgerSQLiteRecorder(SQLiteApplicationRecorder, DonorKeyRecorder):
                 c.execute("DELETE FROM donor_keys WHERE donor_id = ?", (donor_id,))
                 deleted = bool(c.sqlite_cursor.rowcount)
             if deleted and not self.datastore.pool.is_sqlite_memory_mode:
-                with contextlib.closing(
-                    sqlite3.connect(self.datastore.pool.db_name, timeout=SQLITE_CHECKPOINT_S)
-                ) as db:
-                    busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                with self.datastore.get_connection(commit=True) as conn:
+                    cursor = conn.cursor()  # (autocommit: a checkpoint runs outside one)
+                    cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    busy, _, _ = cursor.fetchone()
                 if busy:
                     log.warning("the write-ahead log could not be truncated after an erasure")
         return deleted
