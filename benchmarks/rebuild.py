@@ -20,6 +20,7 @@ Targets (issue 3): rebuild >= 30,000 events/s and >= 25 % of the raw read rate.
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import random
 import resource
@@ -41,7 +42,7 @@ from ledger.domain.donation import Donation, mask_name  # noqa: E402
 from ledger.domain.fund import Fund  # noqa: E402
 from ledger.domain.grant import Grant  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
-from projections.db import make_engine  # noqa: E402
+from projections.cli import open_store  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402
 
 PUT_EVENTS = 20_000  # events per write transaction while generating
@@ -396,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="write the database here and keep it")
     parser.add_argument("--reuse", action="store_true", help="reuse --keep if it exists")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--workers", type=int, help="processes that load at once (default: one per CPU)"
+    )
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
@@ -439,18 +443,25 @@ def main(argv: list[str] | None = None) -> int:
         " (the library's mapper)"
     )
 
-    engine = make_engine(url)
+    _, engine = open_store(settings)
     peak_before_mib = _reset_peak_rss()
     started = time.perf_counter()
-    result = rebuild(app, engine)
+    opener = functools.partial(open_store, settings)
+    result = rebuild(app, engine, opener=opener, workers=args.workers)
     call_s = time.perf_counter() - started  # with what follows its own clock (freeing)
-    rate = result.events / call_s
+    # The log's events over the time: each process reads only the events its projections
+    # follow, and every event of this log is followed by one of them.
+    rate = count / call_s
     print(
-        f"rebuild all  {result.events:,} events in {call_s:6.2f} s: "
+        f"rebuild all  {count:,} events in {call_s:6.2f} s: "
         f"{rate:10,.0f} events/s  ({', '.join(result.names)}; "
-        f"{result.elapsed_s:.2f} s by its own clock)"
+        f"{result.elapsed_s:.2f} s by its own clock; {result.events:,} events read)"
     )
-    print(f"peak memory: {_peak_rss_text(peak_before_mib)}")
+    children_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    print(
+        f"peak memory: {_peak_rss_text(peak_before_mib)}; "
+        f"the largest worker or page writer: {children_mib:,.0f} MiB"
+    )
     _, after_s = read_raw(app)
     _, after_no_gc_s = read_raw_no_gc(app)
     print(

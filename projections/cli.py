@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ from sqlalchemy import Engine
 
 from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import LedgerError
-from ledger.settings import get_settings
+from ledger.settings import Settings, get_settings
 from projections.db import make_engine
 from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
 from projections.runner import projection_status
@@ -40,12 +41,18 @@ console = Console()
 errors = Console(stderr=True)
 
 
+def open_store(settings: Settings) -> tuple[LedgerApp, Engine]:
+    """The application and the read models' engine of ``settings`` (a rebuild's workers
+    open the store with it again: ``functools.partial(open_store, settings)``)."""
+    app = create_app(settings)
+    return app, make_engine(settings.database_url)
+
+
 @contextmanager
 def _opened() -> Iterator[tuple[LedgerApp, Engine]]:
     settings = get_settings()
     try:
-        app = create_app(settings)
-        engine = make_engine(settings.database_url)
+        app, engine = open_store(settings)
     except LedgerError as e:
         errors.print(f"error: {e}")
         raise typer.Exit(1) from None
@@ -104,6 +111,15 @@ def rebuild_command(
     batch_size: Annotated[
         int, typer.Option(min=100, max=100_000, help="Events per transaction.")
     ] = REBUILD_BATCH_EVENTS,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Processes that load at once (projections with no topic in common); "
+            "default: one per CPU.",
+        ),
+    ] = None,
 ) -> None:
     """Rebuild read models from the whole event log into new tables, then swap them in."""
     names = None if name is None else [name]
@@ -123,7 +139,15 @@ def rebuild_command(
                 progress.update(task, completed=position, total=max(head, 1))
 
             try:
-                result = rebuild(app, engine, names, batch_size=batch_size, progress=advance)
+                result = rebuild(
+                    app,
+                    engine,
+                    names,
+                    batch_size=batch_size,
+                    progress=advance,
+                    opener=functools.partial(open_store, get_settings()),
+                    workers=jobs,
+                )
             except UnknownProjection as e:
                 errors.print(f"error: {e}")
                 raise typer.Exit(2) from None

@@ -753,22 +753,34 @@ class Projector:
             for n in notifications
         ]
 
-    def read_decoded(self, after: int, limit: int, *, stop: int | None = None) -> list[Decoded]:
+    def read_decoded(
+        self, after: int, limit: int, *, stop: int | None = None, followed_only: bool = False
+    ) -> list[Decoded]:
         """The log after ``after`` (at most ``limit`` notifications), decoded. On SQLite the
         events table is read directly, without the recorder's ``Notification`` objects;
-        the events and ids are the same (the recorder's own id conversion)."""
+        the events and ids are the same (the recorder's own id conversion).
+        ``followed_only``: only the events of the topics the projections follow (the
+        store filters; a rebuild that knows where it stops, see ``advance``)."""
         recorder = self.app.recorder
+        wanted = sorted(self.topics) if followed_only else []
+        if followed_only and not wanted:
+            return []
         if not isinstance(recorder, SQLiteApplicationRecorder):
             return self.decode(
-                recorder.select_notifications(after + 1, limit, stop=stop, inclusive_of_start=True)
+                recorder.select_notifications(
+                    after + 1, limit, stop=stop, topics=wanted, inclusive_of_start=True
+                )
             )
+        where = f" AND topic IN ({', '.join('?' for _ in wanted)})" if wanted else ""
         statement = (
             "SELECT rowid, originator_id, originator_version, topic, state "
-            f"FROM {recorder.events_table_name} WHERE rowid>? AND rowid<=? "
+            f"FROM {recorder.events_table_name} WHERE rowid>? AND rowid<=?{where} "
             "ORDER BY rowid LIMIT ?"
         )
         with recorder.datastore.transaction(commit=False) as curs:
-            curs.execute(statement, (after, stop if stop is not None else 2**63 - 1, limit))
+            curs.execute(
+                statement, (after, stop if stop is not None else 2**63 - 1, *wanted, limit)
+            )
             rows = curs.fetchall()
         if self.deferred and self.engine.dialect.name == "sqlite":
             return self._decode_for_sqlite(recorder, rows)
@@ -952,6 +964,12 @@ class Projector:
             raise
         for _p, part in due:
             part.committed()
+
+    def advance(self, position: int) -> None:
+        """Rebuild mode: every event up to ``position`` has been applied (those read with
+        ``followed_only``: the others change nothing here); ``write_deferred`` writes it."""
+        for p in self.projections:
+            p.position = max(p.position, position)
 
     def _stage(self, due: Sequence[tuple[Projection, Part]], last_id: int) -> None:
         sink = self.sink

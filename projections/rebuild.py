@@ -2,17 +2,21 @@
 
 1. Claim a new generation ``g`` for the projections (``build_*`` in ``rm_projections``) and
    create empty tables ``rm_x__g<g>``.
-2. Replay the whole log, read in batches, into memory (the rows of the new tables kept in
-   plain dicts: no lookups, no updates), then write what is kept (inserts only) with the
-   build position, in one transaction, and create the secondary indexes. Rows only ever
-   inserted (journal lines, refunds, approvals) are written batch by batch, while fresh in
-   memory, and so are the rows of a table that outgrows what its projection keeps (the
-   oldest then leave memory; a later change reads one back and updates it): memory stays
-   bounded. The position is written only at the end. On SQLite the log is read from the
-   events table and decoded for the read models (``Projector.read_decoded``), and those
-   pages are written and committed by a page writer process (``PageWriter``) while this
-   thread applies the next batch. A crash leaves only tables the next rebuild drops; the
-   live tables keep serving readers and the live runner meanwhile.
+2. Load them with the log as it is now (up to its head, ``stop``). Projections that follow
+   no topic in common load at once, in worker processes (``plan``, ``Worker``; with an
+   ``opener``, one process per CPU): each process reads only the events its projections
+   follow, and decodes each once for all of them. A process replays its events, read in
+   batches, into memory (the rows of the new tables kept in plain dicts: no lookups, no
+   updates), then writes what is kept (inserts only) with the build position, in one
+   transaction, and creates the secondary indexes. Rows only ever inserted (journal
+   lines, refunds, approvals) are written batch by batch, while fresh in memory, and so
+   are the rows of a table that outgrows what its projection keeps (the oldest then leave
+   memory; a later change reads one back and updates it): memory stays bounded. On
+   SQLite the events table is read directly and decoded for the read models
+   (``Projector.read_decoded``), and the pages of rows are written and committed by a
+   page writer process (``PageWriter``) while the next batch is applied. A crash leaves
+   only tables the next rebuild drops; the live tables keep serving readers and the live
+   runner meanwhile.
 3. Swap, in one transaction: process what the log gained since, drop the live tables,
    rename the new ones over them, and move the build's position, version and generation
    to the live row. A runner elsewhere sees the new generation and drops its cache.
@@ -23,6 +27,8 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
+import pickle
 import queue
 import re
 import subprocess
@@ -40,7 +46,6 @@ from sqlalchemy.schema import CreateTable
 
 from projections.core import (
     BUILD_SLOT,
-    Decoded,
     Page,
     Projection,
     Projector,
@@ -55,11 +60,12 @@ from projections.db import (
 )
 from projections.page_writer import HEADER
 from projections.schema import ensure_schema, lock_schema, projection_classes, tables_of
-from projections.tables import make_tables, projection_state
+from projections.tables import AFTER_LOAD, make_tables, projection_state
 
 log = logging.getLogger(__name__)
 
 REBUILD_BATCH_EVENTS = 50_000
+WORKERS_FROM_EVENTS = 100_000  # a log this long is loaded by several processes by default
 PAGES_QUEUED_MAX = 2  # pages handed to the page writer and not yet sent to it
 WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
 WRITER_JOIN_TIMEOUT_S = 60.0
@@ -80,6 +86,11 @@ class RebuildResult:
         return self.events / self.elapsed_s if self.elapsed_s > 0 else 0.0
 
 
+Opener = Callable[[], tuple[Application[Any], Engine]]
+"""Opens the same store again (an application and an engine), in a worker process of the
+rebuild: a module-level function, or a ``functools.partial`` of one, that pickles."""
+
+
 def rebuild(
     app: Application[Any],
     engine: Engine,
@@ -87,10 +98,27 @@ def rebuild(
     *,
     batch_size: int = REBUILD_BATCH_EVENTS,
     progress: Progress | None = None,
+    opener: Opener | None = None,
+    workers: int | None = None,
 ) -> RebuildResult:
-    """Rebuild the named projections (all by default) from the whole event log."""
+    """Rebuild the named projections (all by default) from the whole event log.
+
+    With ``opener``, projections that follow no topic in common are loaded by up to
+    ``workers`` processes at once (see ``plan``; by default one per CPU, from
+    ``WORKERS_FROM_EVENTS`` events in the log)."""
     with _cyclic_gc_paused():
-        return _rebuild(app, engine, names, batch_size=batch_size, progress=progress)
+        return _rebuild(
+            app,
+            engine,
+            names,
+            batch_size=batch_size,
+            progress=progress,
+            workers=_worker_count(engine, opener, workers),
+            # Asked for, workers always start; by default only where they pay for their
+            # start (about a second each).
+            workers_from=0 if workers is not None else WORKERS_FROM_EVENTS,
+            opener=opener,
+        )
 
 
 @contextlib.contextmanager
@@ -116,17 +144,59 @@ def _rebuild(
     *,
     batch_size: int,
     progress: Progress | None,
+    workers: int,
+    workers_from: int,
+    opener: Opener | None,
 ) -> RebuildResult:
     classes = projection_classes(names)
     started = time.perf_counter()
     ensure_schema(engine)
     engine_w = write_engine(engine)
+    # The load covers the log up to here; the swap catches up with what came since.
+    stop = app.recorder.max_notification_id() or 0
+    groups = plan(classes, workers if stop >= workers_from or workers == 1 else 1)
     generation = _claim(engine_w, [c.name for c in classes])
     try:
-        return _build(app, engine, classes, generation, batch_size, progress, started)
+        return _build(
+            app, engine, classes, groups, generation, stop, batch_size, progress, started, opener
+        )
     except BaseException:
         _abandon(engine_w, [c.name for c in classes], generation)
         raise
+
+
+def _worker_count(engine: Engine, opener: Opener | None, workers: int | None) -> int:
+    """How many processes load at once: one without an opener, or on a store that a second
+    process cannot open (SQLite in memory)."""
+    store = store_of(engine)
+    if opener is None or store is None or store.kind not in ("sqlite", "postgresql"):
+        return 1
+    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+
+
+def plan(classes: list[type[Projection]], workers: int) -> list[list[type[Projection]]]:
+    """Split the projections into at most ``workers`` groups to load at once.
+
+    Projections that follow a topic in common stay together (each event is read and
+    decoded once for all of them): those are the families (today the fund's events feed
+    funds, journal and flows; donations and grants have their own). Families go, largest
+    first, to the group with the fewest projections so far (a projection's count is the
+    rough measure of its work: each applies and writes its own rows). The first group,
+    the largest, is loaded by the calling process; the others by worker processes. Each
+    has its own page writer on SQLite: a group's cost is its own, wherever it runs."""
+    tables = make_tables("")
+    topics = {cls: frozenset(cls(tables).handlers) for cls in classes}
+    families: list[list[type[Projection]]] = []
+    for cls in classes:
+        joined = [f for f in families if any(topics[c] & topics[cls] for c in f)]
+        merged = [c for f in joined for c in f] + [cls]
+        families = [f for f in families if f not in joined] + [merged]
+    families.sort(key=len, reverse=True)
+    groups: list[list[type[Projection]]] = [[] for _ in range(min(workers, len(families)))]
+    for family in families:
+        min(groups, key=len).extend(family)
+    order = {cls: i for i, cls in enumerate(classes)}
+    return [sorted(g, key=order.__getitem__) for g in groups if g]
 
 
 def _abandon(engine_w: Engine, names: list[str], generation: int) -> None:
@@ -294,44 +364,116 @@ def _build(
     app: Application[Any],
     engine: Engine,
     classes: list[type[Projection]],
+    groups: list[list[type[Projection]]],
     generation: int,
+    stop: int,
     batch_size: int,
     progress: Progress | None,
     started: float,
+    opener: Opener | None,
 ) -> RebuildResult:
     engine_w = write_engine(engine)
     shadow = make_tables(f"__g{generation}")
-    projections = [cls(shadow) for cls in classes]
+    projections = [cls(shadow) for cls in groups[0]]
+    workers = []
+    events = 0
+    try:
+        if len(groups) > 1:
+            assert opener is not None
+            workers = [
+                Worker(opener, [c.name for c in g], generation, batch_size, stop)
+                for g in groups[1:]
+            ]
+
+        def report(position: int) -> None:
+            if progress:
+                progress(min([position, *(w.position for w in workers)]), stop)
+
+        events = load(app, engine, projections, generation, batch_size, stop, report)
+        for w in workers:
+            events += w.wait(lambda: report(stop))
+    finally:
+        for w in workers:
+            w.close()
+    # Every projection, those the workers loaded too: their tables and positions are in
+    # the database; the swap reads what it needs of them.
+    everyone = {type(p): p for p in projections}
+    projector = Projector(
+        app,
+        engine,
+        [everyone.get(cls) or cls(shadow) for cls in classes],
+        slot=BUILD_SLOT,
+        generation=generation,
+    )
+    position, more = _swap(engine_w, projector, generation, batch_size)
+    events += more
+    if progress:
+        progress(position, position)
+    elapsed = time.perf_counter() - started
+    names = [p.name for p in projector.projections]
+    log.info(
+        "rebuilt %s (generation %d, %d process(es)) to notification %d: %d events in %.1f s",
+        ", ".join(names),
+        generation,
+        len(groups),
+        position,
+        events,
+        elapsed,
+    )
+    return RebuildResult(
+        names=tuple(names),
+        generation=generation,
+        position=position,
+        events=events,
+        elapsed_s=elapsed,
+    )
+
+
+def load(
+    app: Application[Any],
+    engine: Engine,
+    projections: list[Projection],
+    generation: int,
+    batch_size: int,
+    stop: int,
+    report: Callable[[int], None] | None = None,
+) -> int:
+    """Load ``projections`` (their tables of ``generation``, new and empty) with the log up
+    to ``stop``, reading only the events they follow; the build position (``stop``) is
+    written with the last rows. Returns how many events were read. On SQLite a page
+    writer process writes the rows while the log is read (each process of a rebuild has
+    its own)."""
+    engine_w = write_engine(engine)
     projector = Projector(app, engine, projections, slot=BUILD_SLOT, generation=generation)
     writer = PageWriter.for_engine(engine)
+    events = 0
     try:
         with engine_w.begin() as conn:
             # Keys and unique constraints now. Other indexes: with a page writer, now too
             # (it keeps them up to date off this thread: 29 s instead of 33 s at a million
-            # events, where building them at the end took 3 s here); else once the rows
-            # are in (faster than keeping them up to date).
+            # events, where building them at the end took 3 s here), but for those marked
+            # ``AFTER_LOAD`` (random keys: row by row they cost the writer more than they
+            # cost built once at the end); else once the rows are in (faster than keeping
+            # them up to date). A lookup that needs a deferred index first makes it then.
             for p in projections:
-                for table in tables_of(type(p), shadow):
+                for table in tables_of(type(p), p.tables):
                     conn.execute(CreateTable(table))
-                    if writer is not None:
-                        for index in table.indexes:
+                    for index in table.indexes:
+                        if writer is not None and not index.info.get(AFTER_LOAD):
                             index.create(conn)
-                    else:
-                        p.deferred_indexes.extend(table.indexes)
+                        else:
+                            p.deferred_indexes.append(index)
         projector.defer_writes(writer)
-        head = app.recorder.max_notification_id() or 0
-        events = 0
-        position = 0
-        if progress:
-            progress(0, head)
-        for after, batch in _read(projector, batch_size):
+        if report:
+            report(0)
+        after = 0
+        while batch := projector.read_decoded(after, batch_size, stop=stop, followed_only=True):
             projector.process_decoded(batch, after=after)
             events += len(batch)
-            position = batch[-1][0]
-            if position >= head:
-                head = app.recorder.max_notification_id() or position
-            if progress:
-                progress(position, max(head, position))
+            after = batch[-1][0]
+            if report:
+                report(after)
+        projector.advance(stop)
         projector.write_deferred()
     finally:
         if writer is not None:
@@ -341,35 +483,103 @@ def _build(
             for index in p.deferred_indexes:
                 index.create(conn, checkfirst=True)
             p.deferred_indexes = []
-    position, more = _swap(engine_w, projector, generation, batch_size)
-    events += more
-    if progress:
-        progress(position, max(head, position))
-    elapsed = time.perf_counter() - started
-    log.info(
-        "rebuilt %s (generation %d) to notification %d: %d events in %.1f s",
-        ", ".join(c.name for c in classes),
-        generation,
-        position,
-        events,
-        elapsed,
-    )
-    return RebuildResult(
-        names=tuple(c.name for c in classes),
-        generation=generation,
-        position=position,
-        events=events,
-        elapsed_s=elapsed,
-    )
+    return events
 
 
-def _read(projector: Projector, batch_size: int) -> Iterator[tuple[int, list[Decoded]]]:
-    """The log from the start in decoded batches ``(after, events)``. In this thread: a
-    reader thread one batch ahead cost more CPU (contention for the GIL) than it overlapped."""
-    after = 0
-    while events := projector.read_decoded(after, batch_size):
-        yield after, events
-        after = events[-1][0]
+class Worker:
+    """A process of the rebuild that loads some of its projections
+    (``projections/rebuild_worker.py``: ``load`` there, on the store ``opener`` opens). The
+    job goes down its standard input, pickled; it reports its position as lines
+    (``position N``) and ends with ``done EVENTS``. A failure is its last line of standard
+    error, raised here by ``wait``; ``close`` kills a worker still running."""
+
+    def __init__(
+        self, opener: Opener, names: list[str], generation: int, batch_size: int, stop: int
+    ) -> None:
+        self.names = names
+        self.position = 0
+        self._events: int | None = None
+        # The same modules as this process (a benchmark or test may have put the code on
+        # the path rather than installed it).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "projections.rebuild_worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
+        job = pickle.dumps((opener, names, generation, batch_size, stop))
+        try:
+            assert self._process.stdin is not None
+            self._process.stdin.write(job)
+            self._process.stdin.close()
+        except OSError:
+            pass  # it ended at once: ``wait`` says why
+        self._thread = threading.Thread(
+            target=self._read, name=f"rebuild-worker-{self._process.pid}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            word, _, number = line.decode().partition(" ")
+            if word == "position":
+                self.position = int(number)
+            elif word == "done":
+                self._events = int(number)
+
+    def wait(self, tick: Callable[[], None]) -> int:
+        """Wait for the worker to finish (``tick`` now and then); the events it read."""
+        while True:
+            try:
+                self._process.wait(WRITER_WAIT_S)
+                break
+            except subprocess.TimeoutExpired:
+                tick()
+        self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        if self._process.returncode != 0 or self._events is None:
+            said = self._process.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+            lines = [line for line in said.splitlines() if line.strip()]
+            reason = lines[-1] if lines else f"exit status {self._process.returncode}"
+            raise RuntimeError(f"the rebuild's worker for {', '.join(self.names)} failed: {reason}")
+        return self._events
+
+    def close(self) -> None:
+        """Kill the worker if it still runs, and wait for it."""
+        process = self._process
+        if process.poll() is None:
+            process.kill()
+        process.wait(WRITER_JOIN_TIMEOUT_S)
+        self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def run_worker(
+    opener: Opener,
+    names: list[str],
+    generation: int,
+    batch_size: int,
+    stop: int,
+    report: Callable[[int], None],
+) -> int:
+    """A worker's side of ``Worker``: load ``names`` of ``generation`` up to ``stop``."""
+    app, engine = opener()
+    try:
+        with _cyclic_gc_paused():
+            shadow = make_tables(f"__g{generation}")
+            projections = [cls(shadow) for cls in projection_classes(names)]
+            return load(app, engine, projections, generation, batch_size, stop, report)
+    finally:
+        engine.dispose()
+        app.close()
 
 
 def _claim(engine_w: Engine, names: list[str]) -> int:

@@ -5,6 +5,7 @@ rebuild on a version change, LISTEN on PostgreSQL)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ from test_projections_support import (  # type: ignore[import-not-found]
 
 from ledger.domain.common import fund_id
 from projections import core
+from projections.cli import open_store
 from projections.core import (
     FastDecoder,
     ProjectionError,
@@ -39,7 +41,7 @@ from projections.core import (
 from projections.db import make_engine
 from projections.journal import JournalProjection
 from projections.queries import fund_figures
-from projections.rebuild import PageWriter, rebuild
+from projections.rebuild import PageWriter, Worker, plan, rebuild
 from projections.runner import ProjectionRunner, projection_status
 from projections.schema import PROJECTIONS, ensure_schema
 from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS, sqlite_instant
@@ -665,3 +667,213 @@ def test_read_model_connections_zero_only_what_a_write_touches(sqlite_url: str) 
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA secure_delete").scalar() == 2  # FAST
     engine.dispose()
+
+
+# -- a rebuild in worker processes ---------------------------------------------------------
+
+
+def _opener(app: Any) -> Any:
+    return functools.partial(open_store, app.settings)
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):  # (a process that ended meanwhile has none)
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _worker_processes() -> list[int]:
+    """This process's descendants that run a rebuild's worker (Linux: from /proc)."""
+    found = []
+    for pid in _descendants(os.getpid()):
+        with contextlib.suppress(OSError):
+            if b"projections.rebuild_worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(pid)
+    return found
+
+
+def test_the_plan_keeps_projections_of_shared_topics_together() -> None:
+    by_name = {cls.name: cls for cls in PROJECTIONS}
+    names = [[cls.name for cls in group] for group in plan(list(PROJECTIONS), 2)]
+    # The fund's events feed three projections: one family, loaded by this process.
+    assert names == [["funds", "flows", "journal"], ["donations", "grants"]]
+    assert [[c.name for c in g] for g in plan(list(PROJECTIONS), 3)] == [
+        ["funds", "flows", "journal"],
+        ["donations"],
+        ["grants"],
+    ]
+    assert plan(list(PROJECTIONS), 1) == [list(PROJECTIONS)]
+    assert plan(list(PROJECTIONS), 64) == plan(list(PROJECTIONS), 3)
+    journal, funds = by_name["journal"], by_name["funds"]
+    assert plan([journal, funds], 2) == [[journal, funds]]  # one family, in the order given
+    assert plan([by_name["grants"]], 2) == [[by_name["grants"]]]
+
+
+def test_a_projector_reads_only_the_topics_it_follows_when_asked(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    from projections.donations import DonationsProjection
+    from projections.tables import make_tables
+
+    app = make_app(db_url)
+    new_history(app, seed=41).run(60)
+    head = app.recorder.max_notification_id()
+    projector = Projector(app, engine, [DonationsProjection(make_tables("__t"))])
+    every = projector.read_decoded(0, 10_000)
+    followed = projector.read_decoded(0, 10_000, followed_only=True)
+    assert len(every) == head
+    assert followed == [e for e in every if e[1] in projector.topics]
+    assert 0 < len(followed) < len(every)
+    stop = followed[len(followed) // 2][0]
+    assert projector.read_decoded(0, 10_000, stop=stop, followed_only=True) == [
+        e for e in followed if e[0] <= stop
+    ]
+    assert projector.read_decoded(0, 3, followed_only=True) == followed[:3]
+
+
+def test_a_rebuild_in_worker_processes_equals_the_live_read_models(
+    make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = make_app(db_url)
+    history = new_history(app, seed=42).run(200)
+    app.erase_donor(donation_id=history.donations[0][1], actor="auditor")
+    head = ProjectionRunner(app, engine, batch_size=9).catch_up()
+    live = dump(engine)
+    workers: list[tuple[int, list[str], list[int]]] = []
+    real_wait = Worker.wait
+
+    def wait(self: Worker, tick: Any) -> int:
+        workers.append((self.pid, self.names, _worker_processes()))
+        return real_wait(self, tick)
+
+    monkeypatch.setattr(Worker, "wait", wait)
+    reports: list[tuple[int, int]] = []
+
+    result = rebuild(
+        app,
+        engine,
+        batch_size=17,
+        opener=_opener(app),
+        workers=2,
+        progress=lambda position, total: reports.append((position, total)),
+    )
+
+    assert [(names, pid in running) for pid, names, running in workers] == [
+        (["donations", "grants"], True)
+    ]
+    assert workers[0][0] != os.getpid()
+    assert _worker_processes() == []  # it ended
+    assert result.position == head
+    assert result.events == head  # each event read once, by the process that follows it
+    assert reports[-1] == (head, head)
+    assert [p for p, _ in reports] == sorted(p for p, _ in reports)
+    assert dump(engine) == live
+
+
+def test_a_rebuild_in_workers_under_live_writes_loses_nothing(
+    make_app: Any, sqlite_url: str
+) -> None:
+    # The load stops at the head it saw; the swap catches up with what came since.
+    app = make_app(sqlite_url)
+    history = new_history(app, seed=43).run(120)
+    engine = make_engine(sqlite_url)
+    runner = ProjectionRunner(app, engine, batch_size=7).start()
+    done = threading.Event()
+
+    def write() -> None:
+        while not done.is_set():
+            history.run(3)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        rebuild(app, engine, batch_size=11, opener=_opener(app), workers=3)
+    finally:
+        done.set()
+        writer.join(30)
+    settle(runner, app)
+    runner.stop()
+    rebuilt = dump(engine)
+    rebuild(app, engine)  # one process, from scratch: the reference
+    assert dump(engine) == rebuilt
+
+
+def _opener_that_fails_at_the_third_batch(settings: Any) -> Any:
+    """Runs in the worker: its third batch raises there (as a full disk would)."""
+    real = Projector.process_decoded
+    batches = {"n": 0}
+
+    def failing(self: Projector, events: Any, *, after: int) -> None:
+        batches["n"] += 1
+        if batches["n"] == 3:
+            raise RuntimeError("the disk is full")
+        real(self, events, after=after)
+
+    Projector.process_decoded = failing  # type: ignore[method-assign]
+    return open_store(settings)
+
+
+def test_a_worker_failing_fails_the_rebuild_and_leaves_the_live_tables(
+    make_app: Any, db_url: str, engine: Engine
+) -> None:
+    from sqlalchemy import inspect
+
+    app = make_app(db_url)
+    new_history(app, seed=44).run(120)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+
+    with pytest.raises(
+        RuntimeError, match=r"worker for donations, grants failed: RuntimeError: the disk is full"
+    ):
+        rebuild(
+            app,
+            engine,
+            batch_size=10,
+            opener=functools.partial(_opener_that_fails_at_the_third_batch, app.settings),
+            workers=2,
+        )
+
+    assert _worker_processes() == []
+    assert _page_writer_processes() == []
+    assert dump(engine) == before
+    with engine.connect() as conn:
+        assert [t for t in inspect(conn).get_table_names() if "__g" in t] == []
+    assert not any(s.rebuilding for s in projection_status(app, engine))
+    result = rebuild(app, engine, opener=_opener(app), workers=2)
+    assert result.position == app.recorder.max_notification_id()
+    assert dump(engine) == before
+
+
+def test_this_process_failing_stops_the_workers_and_leaves_the_live_tables(
+    make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import inspect
+
+    app = make_app(sqlite_url)
+    new_history(app, seed=45).run(120)
+    engine = make_engine(sqlite_url)
+    ProjectionRunner(app, engine).catch_up()
+    before = dump(engine)
+    seen: list[list[int]] = []
+    real = Projector.process_decoded
+
+    def failing(self: Projector, events: Any, *, after: int) -> None:
+        seen.append(_worker_processes())
+        if len(seen) == 3:
+            raise RuntimeError("out of memory")
+        real(self, events, after=after)
+
+    monkeypatch.setattr(Projector, "process_decoded", failing)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        rebuild(app, engine, batch_size=10, opener=_opener(app), workers=2)
+    monkeypatch.undo()
+
+    assert len(seen[0]) == 1  # the worker ran meanwhile
+    assert _worker_processes() == []  # and was stopped
+    assert dump(engine) == before
+    with engine.connect() as conn:
+        assert [t for t in inspect(conn).get_table_names() if "__g" in t] == []
