@@ -154,5 +154,6 @@ def rebuild_command(
     console.print(
         f"rebuilt {', '.join(result.names)}: {result.events:,} events in "
         f"{result.elapsed_s:.1f} s ({result.events_per_s:,.0f}/s), generation "
-        f"{result.generation}, at notification {result.position:,}"
+        f"{result.generation}, at notification {result.position:,}, "
+        f"{result.processes} process{'es' if result.processes > 1 else ''}"
     )

@@ -80,6 +80,7 @@ class RebuildResult:
     position: int
     events: int
     elapsed_s: float
+    processes: int = 1  # that loaded at once: this one and its workers
 
     @property
     def events_per_s(self) -> float:
@@ -426,6 +427,7 @@ def _build(
         position=position,
         events=events,
         elapsed_s=elapsed,
+        processes=len(groups),
     )
 
 

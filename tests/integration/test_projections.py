@@ -768,6 +768,7 @@ def test_a_rebuild_in_worker_processes_equals_the_live_read_models(
     assert _worker_processes() == []  # it ended
     assert result.position == head
     assert result.events == head  # each event read once, by the process that follows it
+    assert result.processes == 2
     assert reports[-1] == (head, head)
     assert [p for p, _ in reports] == sorted(p for p, _ in reports)
     assert dump(engine) == live

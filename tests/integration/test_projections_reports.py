@@ -232,6 +232,15 @@ def test_cli_status_and_rebuild(
         rebuilt = cli.invoke(projections_app, ["rebuild"])
         assert rebuilt.exit_code == 0, rebuilt.output
         assert "rebuilt funds, donations, grants, flows, journal" in rebuilt.output
+        assert "1 process" in rebuilt.output
+
+        # Two processes at once, as asked (the default waits for a longer log).
+        jobs = cli.invoke(projections_app, ["rebuild", "--jobs", "2"])
+        assert jobs.exit_code == 0, jobs.output
+        assert "rebuilt funds, donations, grants, flows, journal" in jobs.output
+        assert f"{head} events" in jobs.output  # each read once
+        assert "2 processes" in jobs.output
+        assert cli.invoke(projections_app, ["rebuild", "--jobs", "0"]).exit_code == 2
 
         one = cli.invoke(projections_app, ["rebuild", "journal"])
         assert one.exit_code == 0, one.output
