@@ -69,6 +69,7 @@ WORKERS_FROM_EVENTS = 100_000  # a log this long is loaded by several processes 
 PAGES_QUEUED_MAX = 2  # pages handed to the page writer and not yet sent to it
 WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
 WRITER_JOIN_TIMEOUT_S = 60.0
+WORKER_STOP_TIMEOUT_S = 10.0  # for a worker told to stop, before it is killed
 _STOP = (0, b"")  # the page writer's thread ends when it takes this
 Progress = Callable[[int, int], None]  # (position, head)
 
@@ -172,7 +173,10 @@ def _worker_count(engine: Engine, opener: Opener | None, workers: int | None) ->
     store = store_of(engine)
     if opener is None or store is None or store.kind not in ("sqlite", "postgresql"):
         return 1
-    return max(1, workers if workers is not None else (os.cpu_count() or 1))
+    if workers is None:
+        # The CPUs this process may run on (a container's share, not the machine's).
+        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    return max(1, workers or os.cpu_count() or 1)
 
 
 def plan(classes: list[type[Projection]], workers: int) -> list[list[type[Projection]]]:
@@ -553,10 +557,15 @@ class Worker:
         return self._events
 
     def close(self) -> None:
-        """Kill the worker if it still runs, and wait for it."""
+        """Stop the worker if it still runs (it stops its page writer first), and wait."""
         process = self._process
         if process.poll() is None:
-            process.kill()
+            process.terminate()
+            try:
+                process.wait(WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                log.error("the rebuild's worker did not stop; killing it")
+                process.kill()
         process.wait(WRITER_JOIN_TIMEOUT_S)
         self._thread.join(WRITER_JOIN_TIMEOUT_S)
         for stream in (process.stdout, process.stderr):

@@ -4,16 +4,24 @@
 the load stops), loads those projections (``projections.rebuild.run_worker``) and reports
 on standard output: ``position N`` as it goes, then ``done EVENTS``. A failure: the
 traceback on standard error, exit status 1 (the parent drops the rebuild's tables).
+SIGTERM stops it the same way, its page writer first.
 """
 
 from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # the load's cleanup runs
+
+
 def main() -> int:
+    # Told to stop (the rebuild failed elsewhere): its page writer is stopped first.
+    signal.signal(signal.SIGTERM, _stop)
     opener, names, generation, batch_size, stop = pickle.loads(sys.stdin.buffer.read())
     # The protocol has standard output to itself: anything else printed goes to errors.
     out = os.fdopen(os.dup(1), "w", buffering=1)

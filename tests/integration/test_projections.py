@@ -695,6 +695,18 @@ def _worker_processes() -> list[int]:
     return found
 
 
+def _processes_writing(path: str) -> list[int]:
+    """Page writers on ``path`` anywhere on the machine (one whose parent died is not a
+    descendant of this process any more)."""
+    found = []
+    for pid in (p.name for p in Path("/proc").iterdir() if p.name.isdigit()):
+        with contextlib.suppress(OSError):
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            if any(a.endswith(b"page_writer.py") for a in cmdline) and path.encode() in cmdline:
+                found.append(int(pid))
+    return found
+
+
 def test_the_plan_keeps_projections_of_shared_topics_together() -> None:
     by_name = {cls.name: cls for cls in PROJECTIONS}
     names = [[cls.name for cls in group] for group in plan(list(PROJECTIONS), 2)]
@@ -874,7 +886,8 @@ def test_this_process_failing_stops_the_workers_and_leaves_the_live_tables(
     monkeypatch.undo()
 
     assert len(seen[0]) == 1  # the worker ran meanwhile
-    assert _worker_processes() == []  # and was stopped
+    assert _worker_processes() == []  # and was stopped, with its page writer
+    assert _processes_writing(sqlite_url.split(":///", 1)[1]) == []
     assert dump(engine) == before
     with engine.connect() as conn:
         assert [t for t in inspect(conn).get_table_names() if "__g" in t] == []
