@@ -24,6 +24,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import logging
@@ -70,6 +71,7 @@ PAGES_QUEUED_MAX = 2  # pages handed to the page writer and not yet sent to it
 WRITER_WAIT_S = 0.5  # how often a wait for the writer checks that it still runs
 WRITER_JOIN_TIMEOUT_S = 60.0
 WORKER_STOP_TIMEOUT_S = 10.0  # for a worker told to stop, before it is killed
+WORKER_ERROR_LINES = 40  # of a worker's standard error, kept for its failure
 _STOP = (0, b"")  # the page writer's thread ends when it takes this
 Progress = Callable[[int, int], None]  # (position, head)
 
@@ -496,8 +498,10 @@ class Worker:
     """A process of the rebuild that loads some of its projections
     (``projections/rebuild_worker.py``: ``load`` there, on the store ``opener`` opens). The
     job goes down its standard input, pickled; it reports its position as lines
-    (``position N``) and ends with ``done EVENTS``. A failure is its last line of standard
-    error, raised here by ``wait``; ``close`` kills a worker still running."""
+    (``position N``) and ends with ``done EVENTS``. Its standard error is read as it comes
+    (a full pipe would stop it), logged here at INFO, and its last lines kept: a failure
+    is raised by ``wait`` with the last one (all kept are logged as an error);
+    ``close`` stops a worker still running."""
 
     def __init__(
         self, opener: Opener, names: list[str], generation: int, batch_size: int, stop: int
@@ -522,10 +526,13 @@ class Worker:
             self._process.stdin.close()
         except OSError:
             pass  # it ended at once: ``wait`` says why
-        self._thread = threading.Thread(
-            target=self._read, name=f"rebuild-worker-{self._process.pid}", daemon=True
-        )
-        self._thread.start()
+        self._said: collections.deque[str] = collections.deque(maxlen=WORKER_ERROR_LINES)
+        self._threads = [
+            threading.Thread(target=target, name=f"rebuild-worker-{self.pid}", daemon=True)
+            for target in (self._read, self._read_errors)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     @property
     def pid(self) -> int:
@@ -540,6 +547,14 @@ class Worker:
             elif word == "done":
                 self._events = int(number)
 
+    def _read_errors(self) -> None:
+        assert self._process.stderr is not None
+        for raw in self._process.stderr:
+            line = raw.decode(errors="replace").rstrip()
+            if line.strip():
+                self._said.append(line)
+                log.info("rebuild worker %d: %s", self.pid, line)
+
     def wait(self, tick: Callable[[], None]) -> int:
         """Wait for the worker to finish (``tick`` now and then); the events it read."""
         while True:
@@ -548,11 +563,12 @@ class Worker:
                 break
             except subprocess.TimeoutExpired:
                 tick()
-        self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        for thread in self._threads:
+            thread.join(WRITER_JOIN_TIMEOUT_S)
         if self._process.returncode != 0 or self._events is None:
-            said = self._process.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
-            lines = [line for line in said.splitlines() if line.strip()]
-            reason = lines[-1] if lines else f"exit status {self._process.returncode}"
+            if self._said:
+                log.error("rebuild worker %d failed:\n%s", self.pid, "\n".join(self._said))
+            reason = self._said[-1] if self._said else f"exit status {self._process.returncode}"
             raise RuntimeError(f"the rebuild's worker for {', '.join(self.names)} failed: {reason}")
         return self._events
 
@@ -567,7 +583,8 @@ class Worker:
                 log.error("the rebuild's worker did not stop; killing it")
                 process.kill()
         process.wait(WRITER_JOIN_TIMEOUT_S)
-        self._thread.join(WRITER_JOIN_TIMEOUT_S)
+        for thread in self._threads:
+            thread.join(WRITER_JOIN_TIMEOUT_S)
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()

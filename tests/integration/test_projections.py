@@ -9,6 +9,8 @@ import functools
 import logging
 import os
 import random
+import signal
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -827,6 +829,43 @@ def _opener_that_fails_at_the_third_batch(settings: Any) -> Any:
 
     Projector.process_decoded = failing  # type: ignore[method-assign]
     return open_store(settings)
+
+
+def _opener_that_says_much(settings: Any) -> Any:
+    """Runs in the worker: writes far more to standard error than a pipe holds."""
+    for n in range(4_000):
+        print(f"line {n} of what a chatty worker says " + "." * 40, file=sys.stderr)
+    return open_store(settings)
+
+
+def test_a_worker_that_writes_much_to_its_standard_error_finishes(
+    make_app: Any, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 4,000 lines, 320 kB: were they not read as they come, the worker would block on a
+    # full pipe and the rebuild never end (the alarm fails the test instead).
+    app = make_app(sqlite_url)
+    new_history(app, seed=46).run(60)
+    engine = make_engine(sqlite_url)
+    head = ProjectionRunner(app, engine).catch_up()
+    live = dump(engine)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the rebuild hung"))
+    signal.alarm(120)
+    try:
+        with caplog.at_level(logging.INFO, logger="projections.rebuild"):
+            result = rebuild(
+                app,
+                engine,
+                opener=functools.partial(_opener_that_says_much, app.settings),
+                workers=2,
+            )
+    finally:
+        signal.alarm(0)
+    assert result.position == head
+    assert result.processes == 2
+    assert dump(engine) == live
+    said = [r.getMessage() for r in caplog.records if "rebuild worker" in r.getMessage()]
+    assert len(said) == 4_000
+    assert said[-1].endswith("line 3999 of what a chatty worker says " + "." * 40)
 
 
 def test_a_worker_failing_fails_the_rebuild_and_leaves_the_live_tables(
