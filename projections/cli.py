@@ -28,8 +28,9 @@ from sqlalchemy import Engine
 from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import LedgerError
 from ledger.settings import Settings, get_settings
+from projections.core import ProjectionError, RebuildSuperseded
 from projections.db import make_engine
-from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
+from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildFailed, rebuild
 from projections.runner import projection_status
 from projections.schema import PROJECTION_NAMES, UnknownProjection, ensure_schema
 
@@ -151,6 +152,10 @@ def rebuild_command(
             except UnknownProjection as e:
                 errors.print(f"error: {e}")
                 raise typer.Exit(2) from None
+            except (ProjectionError, RebuildFailed, RebuildSuperseded) as e:
+                # The live tables are untouched and the rebuild's own were dropped.
+                errors.print(f"error: the rebuild failed, the read models are as before: {e}")
+                raise typer.Exit(1) from None
     console.print(
         f"rebuilt {', '.join(result.names)}: {result.events:,} events in "
         f"{result.elapsed_s:.1f} s ({result.events_per_s:,.0f}/s), generation "

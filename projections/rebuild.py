@@ -76,6 +76,11 @@ _STOP = (0, b"")  # the page writer's thread ends when it takes this
 Progress = Callable[[int, int], None]  # (position, head)
 
 
+class RebuildFailed(RuntimeError):
+    """A process of the rebuild (a page writer, a worker) failed; the message ends with
+    what it said last. The rebuild's tables are dropped; the live ones are untouched."""
+
+
 @dataclass(frozen=True, slots=True)
 class RebuildResult:
     names: tuple[str, ...]
@@ -299,7 +304,7 @@ class PageWriter:
         if self._error is not None:
             raise self._error
         if not self._thread.is_alive():
-            raise RuntimeError("the rebuild's page writer stopped")
+            raise RebuildFailed("the rebuild's page writer stopped")
 
     def close(self) -> None:
         """Stop the writer (pages not yet written are dropped) and wait for it; after a
@@ -348,7 +353,7 @@ class PageWriter:
             error = e if self._stop.is_set() or not isinstance(e, OSError) else self._failure()
             self._fail(error)
 
-    def _failure(self) -> RuntimeError:
+    def _failure(self) -> RebuildFailed:
         """What the writer process said before it ended (the last line of its error)."""
         process = self._process
         try:
@@ -359,7 +364,7 @@ class PageWriter:
         said = process.stderr.read().decode(errors="replace") if process.stderr else ""
         lines = [line for line in said.splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {process.returncode}"
-        return RuntimeError(f"the rebuild's page writer failed: {reason}")
+        return RebuildFailed(f"the rebuild's page writer failed: {reason}")
 
     def _fail(self, error: BaseException) -> None:
         with self._done:
@@ -569,7 +574,9 @@ class Worker:
             if self._said:
                 log.error("rebuild worker %d failed:\n%s", self.pid, "\n".join(self._said))
             reason = self._said[-1] if self._said else f"exit status {self._process.returncode}"
-            raise RuntimeError(f"the rebuild's worker for {', '.join(self.names)} failed: {reason}")
+            raise RebuildFailed(
+                f"the rebuild's worker for {', '.join(self.names)} failed: {reason}"
+            )
         return self._events
 
     def close(self) -> None:

@@ -26,6 +26,8 @@ from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
 from projections.cli import projections_app
+from projections.core import ProjectionError, Projector
+from projections.db import make_engine
 from projections.queries import figures_as_of
 from projections.reports import BOM, administration_share, build_report, export_csv
 from projections.runner import ProjectionRunner
@@ -248,6 +250,26 @@ def test_cli_status_and_rebuild(
         assert after.exit_code == 0
         assert "journal" in after.output
         assert "ok" in after.output
+
+        # A failure: one line, exit status 1, the read models as they were.
+        engine = make_engine(sqlite_url)
+        before_failure = dump(engine)
+        with monkeypatch.context() as m:
+
+            def failing(self: Any, events: Any, *, after: int) -> None:
+                raise ProjectionError("journal", events[0][0], RuntimeError("the disk is full"))
+
+            m.setattr(Projector, "process_decoded", failing)
+            failed = cli.invoke(projections_app, ["rebuild"])
+        assert failed.exit_code == 1
+        said = " ".join(failed.output.split())  # (the console wraps long lines)
+        assert (
+            "error: the rebuild failed, the read models are as before: projection 'journal' "
+            "failed at notification 1: RuntimeError('the disk is full')"
+        ) in said
+        assert "Traceback" not in failed.output
+        assert dump(engine) == before_failure
+        engine.dispose()
 
         wrong = cli.invoke(projections_app, ["rebuild", "nonsense"])
         assert wrong.exit_code == 2
