@@ -163,7 +163,7 @@ def _rebuild(
     engine_w = write_engine(engine)
     # The load covers the log up to here; the swap catches up with what came since.
     stop = app.recorder.max_notification_id() or 0
-    groups = plan(classes, workers if stop >= workers_from or workers == 1 else 1)
+    groups = plan(classes, workers if stop >= workers_from else 1)
     generation = _claim(engine_w, [c.name for c in classes])
     try:
         return _build(
@@ -318,15 +318,8 @@ class PageWriter:
         self._thread.join(WRITER_JOIN_TIMEOUT_S)
         with contextlib.suppress(OSError):
             process.stdin.close()  # type: ignore[union-attr]  # the end: the writer exits
-        try:
-            process.wait(WRITER_JOIN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            log.error("the rebuild's page writer did not stop; killing it")
-            process.kill()
-            process.wait(WRITER_JOIN_TIMEOUT_S)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _wait_or_kill(process, WRITER_JOIN_TIMEOUT_S, "the rebuild's page writer")
+        _close_pipes(process)
         if self._thread.is_alive():
             log.error("the rebuild's page thread did not stop")
 
@@ -356,11 +349,7 @@ class PageWriter:
     def _failure(self) -> RebuildFailed:
         """What the writer process said before it ended (the last line of its error)."""
         process = self._process
-        try:
-            process.wait(WRITER_JOIN_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(WRITER_JOIN_TIMEOUT_S)
+        _wait_or_kill(process, WRITER_JOIN_TIMEOUT_S, "the failed page writer")
         said = process.stderr.read().decode(errors="replace") if process.stderr else ""
         lines = [line for line in said.splitlines() if line.strip()]
         reason = lines[-1] if lines else f"exit status {process.returncode}"
@@ -584,17 +573,26 @@ class Worker:
         process = self._process
         if process.poll() is None:
             process.terminate()
-            try:
-                process.wait(WORKER_STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                log.error("the rebuild's worker did not stop; killing it")
-                process.kill()
-        process.wait(WRITER_JOIN_TIMEOUT_S)
+        _wait_or_kill(process, WORKER_STOP_TIMEOUT_S, "the rebuild's worker")
         for thread in self._threads:
             thread.join(WRITER_JOIN_TIMEOUT_S)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
+        _close_pipes(process)
+
+
+def _wait_or_kill(process: subprocess.Popen[bytes], timeout_s: float, what: str) -> None:
+    """Wait for a process of the rebuild to end; kill it if it does not in time."""
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        log.error("%s (pid %d) did not stop; killing it", what, process.pid)
+        process.kill()
+        process.wait(WRITER_JOIN_TIMEOUT_S)
+
+
+def _close_pipes(process: subprocess.Popen[bytes]) -> None:
+    for stream in (process.stdout, process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def run_worker(

@@ -20,7 +20,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, inspect, select
 from test_projections_support import (  # type: ignore[import-not-found]
     TEA,
     db_url,
@@ -49,6 +49,12 @@ from projections.schema import PROJECTIONS, ensure_schema
 from projections.tables import LIVE, PUBLIC_DONATION_COLUMNS, sqlite_instant
 
 __all__ = ["db_url", "engine"]  # fixtures, re-exported for pytest
+
+
+def _leftover_tables(engine: Engine) -> list[str]:
+    """Tables of a rebuild (``rm_x__g<generation>``) still in the database."""
+    with engine.connect() as conn:
+        return [t for t in inspect(conn).get_table_names() if "__g" in t]
 
 
 def settle(runner: ProjectionRunner, app: Any) -> None:
@@ -427,8 +433,6 @@ def test_projection_error_names_the_projection_and_position() -> None:
 def test_a_rebuild_that_fails_midway_leaves_the_live_tables_and_no_leftovers(
     make_app: Any, db_url: str, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import inspect
-
     app = make_app(db_url)
     new_history(app, seed=18).run(60)
     ProjectionRunner(app, engine).catch_up()
@@ -448,9 +452,7 @@ def test_a_rebuild_that_fails_midway_leaves_the_live_tables_and_no_leftovers(
     monkeypatch.undo()
 
     assert dump(engine) == before
-    with engine.connect() as conn:
-        leftovers = [t for t in inspect(conn).get_table_names() if "__g" in t]
-    assert leftovers == []
+    assert _leftover_tables(engine) == []
     assert not any(s.rebuilding for s in projection_status(app, engine))
     result = rebuild(app, engine)
     assert result.position == app.recorder.max_notification_id()
@@ -603,8 +605,6 @@ def _duplicate_a_row(page: core.Page) -> None:
 def test_a_writer_process_failing_midway_fails_the_rebuild_and_the_next_one_succeeds(
     make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import inspect
-
     app = make_app(sqlite_url)
     new_history(app, seed=32).run(150)
     engine = make_engine(sqlite_url)
@@ -628,9 +628,7 @@ def test_a_writer_process_failing_midway_fails_the_rebuild_and_the_next_one_succ
     assert _writer_threads() == []
     assert _page_writer_processes() == []
     assert dump(engine) == before
-    with engine.connect() as conn:
-        leftovers = [t for t in inspect(conn).get_table_names() if "__g" in t]
-    assert leftovers == []
+    assert _leftover_tables(engine) == []
     result = rebuild(app, engine)
     assert result.position == app.recorder.max_notification_id()
     assert dump(engine) == before
@@ -871,8 +869,6 @@ def test_a_worker_that_writes_much_to_its_standard_error_finishes(
 def test_a_worker_failing_fails_the_rebuild_and_leaves_the_live_tables(
     make_app: Any, db_url: str, engine: Engine
 ) -> None:
-    from sqlalchemy import inspect
-
     app = make_app(db_url)
     new_history(app, seed=44).run(120)
     ProjectionRunner(app, engine).catch_up()
@@ -892,8 +888,7 @@ def test_a_worker_failing_fails_the_rebuild_and_leaves_the_live_tables(
     assert _worker_processes() == []
     assert _page_writer_processes() == []
     assert dump(engine) == before
-    with engine.connect() as conn:
-        assert [t for t in inspect(conn).get_table_names() if "__g" in t] == []
+    assert _leftover_tables(engine) == []
     assert not any(s.rebuilding for s in projection_status(app, engine))
     result = rebuild(app, engine, opener=_opener(app), workers=2)
     assert result.position == app.recorder.max_notification_id()
@@ -903,8 +898,6 @@ def test_a_worker_failing_fails_the_rebuild_and_leaves_the_live_tables(
 def test_this_process_failing_stops_the_workers_and_leaves_the_live_tables(
     make_app: Any, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from sqlalchemy import inspect
-
     app = make_app(sqlite_url)
     new_history(app, seed=45).run(120)
     engine = make_engine(sqlite_url)
@@ -928,5 +921,4 @@ def test_this_process_failing_stops_the_workers_and_leaves_the_live_tables(
     assert _worker_processes() == []  # and was stopped, with its page writer
     assert _processes_writing(sqlite_url.split(":///", 1)[1]) == []
     assert dump(engine) == before
-    with engine.connect() as conn:
-        assert [t for t in inspect(conn).get_table_names() if "__g" in t] == []
+    assert _leftover_tables(engine) == []
