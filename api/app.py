@@ -26,7 +26,7 @@ from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit
 from api.services import Services
 from ledger.application import LedgerApp
-from ledger.runtime import tune_gc_for_server
+from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 
 TITLE = "Community fund ledger"

@@ -32,8 +32,8 @@ from ledger.application import (
     retry_delay_s,
     too_many_conflicts,
 )
-from ledger.commit import PendingWrite
 from ledger.domain.errors import LedgerError
+from ledger.engine.batching import PendingWrite
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
 from projections.db import make_engine
@@ -97,7 +97,7 @@ class Services:
             runner = ProjectionRunner(ledger, engine)
             # Batches are written by a thread of their own: commands of the event loop
             # (``write_async``) only queue theirs.
-            ledger.committer.start_writer()
+            ledger.batcher.start_writer()
             if run_projections:
                 runner.start()
                 # The thread that made a batch durable projects it before its commands
@@ -120,7 +120,7 @@ class Services:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        self.ledger.committer.stop_writer()
+        self.ledger.batcher.stop_writer()
         with contextlib.suppress(ValueError):
             self.ledger.after_write.remove(self.runner.project_through)
         if self._owns_runner:
@@ -189,7 +189,7 @@ class Services:
         conflict runs the command again, at most ``COMMAND_ATTEMPTS_MAX`` times, as
         ``LedgerApp`` does."""
         ledger = self.ledger
-        if not ledger.committer.has_writer:
+        if not ledger.batcher.has_writer:
             return await self.run(lambda: self.write(command))
         loop = asyncio.get_running_loop()
         for attempt in range(COMMAND_ATTEMPTS_MAX):
@@ -221,7 +221,7 @@ class Services:
         def done(_: PendingWrite) -> None:
             loop.call_soon_threadsafe(resolve)
 
-        self.ledger.committer.when_done(write, done)
+        self.ledger.batcher.when_done(write, done)
         return future
 
     def settle(self, position: int | None) -> bool:

@@ -36,7 +36,6 @@ from eventsourcing.application import (
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording, Transcoder
 
-from ledger.commit import GroupCommit, PendingWrite
 from ledger.domain.common import (
     check_date,
     check_slug,
@@ -60,10 +59,11 @@ from ledger.domain.errors import (
 )
 from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
+from ledger.engine.batching import PendingWrite, WriteBatcher
+from ledger.engine.transcoder import LedgerTranscoder
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
 from ledger.settings import Settings
 from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
-from ledger.transcoder import LedgerTranscoder
 
 log = logging.getLogger(__name__)
 
@@ -153,17 +153,17 @@ class LedgerApp(Application[UUID]):
         library_env.update(env or {})
         # Commands of this process run one at a time and work on the cached aggregates
         # themselves (no defensive deep copy); what a failed command changed is evicted.
-        # Their events are written by a group commit (see ledger.commit). Other processes
+        # Their events are written by a group commit (see ledger.engine.batching). Other processes
         # are seen through the store's optimistic concurrency: IntegrityError, then a
         # retry on fresh state.
         self._command_lock = threading.RLock()
         self._touched: set[UUID] = set()
         self._in_command = _CommandState()
-        self._committer = GroupCommit(
+        self._batcher = WriteBatcher(
             write=self._write_batch, on_failure=self._batch_failed, after_write=self._written
         )
         # Called with the log position of a durable batch's last event, in the thread that
-        # wrote it, before the batch's commands return (see ``GroupCommit``).
+        # wrote it, before the batch's commands return (see ``WriteBatcher``).
         self.after_write: list[Callable[[int], None]] = []
         self.conflicts_retried = 0
         super().__init__(env=library_env)
@@ -198,7 +198,7 @@ class LedgerApp(Application[UUID]):
             if cache is not None:
                 # Later commands of this process build on it before it is durable.
                 cache.put(obj.id, obj)
-        self._committer.enqueue(write)
+        self._batcher.enqueue(write)
         self._in_command.writes.append(write)
         return []
 
@@ -264,7 +264,7 @@ class LedgerApp(Application[UUID]):
         state, so it fails too (to be retried), and the cache forgets that state. Both under
         the command lock, so no command decides on the failed state afterwards."""
         with self._command_lock:
-            later = self._committer.drain()
+            later = self._batcher.drain()
             _clear_cache(self.repository.cache)
         return later
 
@@ -296,7 +296,7 @@ class LedgerApp(Application[UUID]):
             try:
                 result, writes = self._run_once(command, attempt)
                 for write in writes:
-                    self._committer.wait(write)
+                    self._batcher.wait(write)
             except IntegrityError:
                 self.conflicts_retried += 1
                 time.sleep(retry_delay_s(attempt))
@@ -318,7 +318,7 @@ class LedgerApp(Application[UUID]):
             self._in_command.writes = []
             try:
                 result = command(attempt)
-                return result, self._in_command.writes or self._committer.unfinished_tail()
+                return result, self._in_command.writes or self._batcher.unfinished_tail()
             except BaseException:
                 self._evict_mutated()
                 raise
@@ -327,7 +327,7 @@ class LedgerApp(Application[UUID]):
 
     def attempt_once(self, call: Callable[[], A], attempt: int) -> tuple[A, list[PendingWrite]]:
         """Run a command (``call``: one of this class's command methods) once, without
-        waiting for its writes: for a caller that awaits them (``GroupCommit.when_done``,
+        waiting for its writes: for a caller that awaits them (``WriteBatcher.when_done``,
         with the writer thread started) and retries an ``IntegrityError`` itself — from
         the command or from its writes — calling again with the next ``attempt``."""
         state = self._in_command
@@ -341,8 +341,8 @@ class LedgerApp(Application[UUID]):
             state.deferred, state.attempt = None, 0
 
     @property
-    def committer(self) -> GroupCommit:
-        return self._committer
+    def batcher(self) -> WriteBatcher:
+        return self._batcher
 
     @property
     def last_position(self) -> int | None:
