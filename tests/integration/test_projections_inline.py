@@ -21,7 +21,7 @@ from test_projections_support import (  # type: ignore[import-not-found]
     new_history,
 )
 
-from api.services import Services
+from api.writes import Services
 from ledger.application import DonorIn
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
