@@ -27,9 +27,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Final, Protocol
-from uuid import UUID
+from typing import Any, Final, NamedTuple, Protocol
 
 from ledger.audit.merkle import leaf_hash
 
@@ -41,7 +39,16 @@ JSON_SAFE_INT_MAX: Final = 2**53 - 1
 TOPIC_LEN_MAX: Final = 1000
 READ_PAGE_SIZE: Final = 1000
 STATE_SIZE_MAX: Final = 16 * 1024 * 1024  # bytes of one stored state
-_UUID_RE: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TOPIC_CHARS: Final = "A-Z a-z 0-9 _ . :"  # a Python module path, a colon, a class's qualname
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_UUID_RE: Final = re.compile(_UUID)
+_TOPIC_RE: Final = re.compile(r"[A-Za-z0-9_.:]+")
+_INT = rb"(0|[1-9][0-9]{0,15})"
+_LEAF_RE: Final = re.compile(
+    rb'\{"index":' + _INT + rb',"notification_id":' + _INT
+    + rb',"originator_id":"(' + _UUID.encode() + rb')","originator_version":' + _INT
+    + rb',"state_b64":"([A-Za-z0-9+/]*={0,2})","topic":"([A-Za-z0-9_.:]+)","v":1\}'
+)  # fmt: skip
 
 
 class LeafError(ValueError):
@@ -49,9 +56,9 @@ class LeafError(ValueError):
     canonical, an index out of sequence)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredRecord:
-    """One stored event, as the store holds it."""
+class StoredRecord(NamedTuple):
+    """One stored event, as the store holds it. (A named tuple: the verifier makes one per
+    event, and a tuple is made several times faster than a frozen dataclass.)"""
 
     notification_id: int
     originator_id: str
@@ -126,11 +133,21 @@ def leaf_object(index: int, record: StoredRecord) -> dict[str, Any]:
 
 
 def leaf_data(index: int, record: StoredRecord) -> bytes:
-    """The bytes that are hashed into the tree for the event at leaf ``index``."""
+    """The bytes that are hashed into the tree for the event at leaf ``index``.
+
+    The same bytes as ``canonical_json(leaf_object(index, record))`` (a property test holds
+    the two equal), written out directly: no field needs JSON escaping once checked (a UUID,
+    integers, base64 and a topic of ``TOPIC_CHARS``)."""
     _check_record(record)
-    if not 0 <= index <= JSON_SAFE_INT_MAX:
-        raise LeafError(f"leaf index {index} is out of range")
-    return canonical_json(leaf_object(index, record))
+    if type(index) is not int or not 0 <= index <= JSON_SAFE_INT_MAX:
+        raise LeafError(f"leaf index {index!r} is out of range")
+    state_b64 = base64.b64encode(record.state).decode("ascii")
+    return (
+        f'{{"index":{index},"notification_id":{record.notification_id},'
+        f'"originator_id":"{record.originator_id}",'
+        f'"originator_version":{record.originator_version},'
+        f'"state_b64":"{state_b64}","topic":"{record.topic}","v":{LEAF_VERSION}}}'
+    ).encode("ascii")
 
 
 def leaf_hash_of(index: int, record: StoredRecord) -> bytes:
@@ -156,6 +173,26 @@ def indexed(
 def parse_leaf(data: bytes) -> tuple[int, StoredRecord]:
     """The leaf index and stored record of leaf data; refuse anything that is not exactly the
     canonical encoding (so that two different byte strings never read as the same leaf)."""
+    match = _LEAF_RE.fullmatch(data)
+    if match is None:
+        return _parse_leaf_slowly(data)  # to say what is wrong
+    index_text, id_text, originator_id, version_text, state_b64, topic = match.groups()
+    try:
+        state = binascii.a2b_base64(state_b64)  # the pattern admits only the base64 alphabet
+    except binascii.Error:
+        raise LeafError("state_b64 is not base64") from None
+    index, notification_id, version = int(index_text), int(id_text), int(version_text)
+    record = StoredRecord(notification_id, originator_id.decode(), version, topic.decode(), state)
+    if binascii.b2a_base64(state, newline=False) != state_b64 or max(
+        index, notification_id, version
+    ) > (JSON_SAFE_INT_MAX):
+        return _parse_leaf_slowly(data)
+    if len(topic) > TOPIC_LEN_MAX or len(state) > STATE_SIZE_MAX:
+        _check_record(record)
+    return index, record
+
+
+def _parse_leaf_slowly(data: bytes) -> tuple[int, StoredRecord]:
     try:
         value = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -193,13 +230,11 @@ def parse_leaf(data: bytes) -> tuple[int, StoredRecord]:
 def _check_record(record: StoredRecord) -> None:
     if not _UUID_RE.fullmatch(record.originator_id):
         raise LeafError(f"originator id {record.originator_id!r} is not a lowercase UUID")
-    if str(UUID(record.originator_id)) != record.originator_id:
-        raise LeafError(f"originator id {record.originator_id!r} is not canonical")
     for name in ("notification_id", "originator_version"):
         number = getattr(record, name)
         if type(number) is not int or not 0 <= number <= JSON_SAFE_INT_MAX:
             raise LeafError(f"{name} {number!r} is out of range")
-    if not record.topic or len(record.topic) > TOPIC_LEN_MAX or not record.topic.isascii():
-        raise LeafError(f"topic {record.topic[:80]!r} must be 1..{TOPIC_LEN_MAX} ASCII characters")
+    if len(record.topic) > TOPIC_LEN_MAX or not _TOPIC_RE.fullmatch(record.topic):
+        raise LeafError(f"topic {record.topic[:80]!r} must be 1..{TOPIC_LEN_MAX} of {TOPIC_CHARS}")
     if len(record.state) > STATE_SIZE_MAX:
         raise LeafError(f"a stored state of {len(record.state)} bytes is over {STATE_SIZE_MAX}")

@@ -272,6 +272,18 @@ class Frontier:
         self.size = index + 1
         return created
 
+    def add(self, leaf: bytes) -> None:
+        """Add the next leaf hash, without the nodes it completes (a streaming verifier)."""
+        levels, hashes = self._levels, self._hashes
+        h, level = leaf, 0
+        while levels and levels[-1] == level:
+            levels.pop()
+            h = node_hash(hashes.pop(), h)
+            level += 1
+        levels.append(level)
+        hashes.append(h)
+        self.size += 1
+
     def extend(self, leaves: Iterable[bytes]) -> None:
         """Add several leaf hashes (a streaming verifier that has no use for the nodes)."""
         levels, hashes = self._levels, self._hashes

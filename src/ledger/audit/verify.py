@@ -25,7 +25,6 @@ The first thing that does not hold raises ``VerificationError`` with the first b
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Iterable, Mapping, Sequence
@@ -60,6 +59,7 @@ FUND_CLASS: Final = "Fund"  # money events are ``<module>:Fund.<EventName>``
 OPENED: Final = "Opened"
 PURPOSE_ADDED: Final = "PurposeAdded"
 _SUFFIX_LEN: Final = len(HASH_PREFIX) + HASH_B64_LEN + len(LINE_SUFFIX)
+_LOWERS_AVAILABLE: Final = frozenset(n for n, e in EFFECTS.items() if e.available_sign < 0)
 
 
 class VerificationError(Exception):
@@ -160,7 +160,7 @@ class _Replay:
         if figures is None:
             raise VerificationError(index, "event", f"{name}: {fund.slug} has no {purpose!r}")
         apply_effect(figures, name, amount_minor)
-        if EFFECTS[name].available_sign < 0 and available_of(figures) < 0:
+        if name in _LOWERS_AVAILABLE and available_of(figures) < 0:
             where = f"purpose {purpose!r}" if purpose else "unrestricted money"
             raise VerificationError(
                 index, "rule", f"{name} leaves {fund.slug}'s {where} below zero available"
@@ -169,7 +169,7 @@ class _Replay:
     @staticmethod
     def _state(index: int, record: StoredRecord) -> dict[str, Any]:
         try:
-            state = json.loads(record.state)
+            state = json.loads(record.state.decode())
         except (UnicodeDecodeError, json.JSONDecodeError):
             raise VerificationError(index, "event", "the stored state is not JSON") from None
         if not isinstance(state, dict):
@@ -240,7 +240,8 @@ def check_consistency(older: Checkpoint, newer: Checkpoint, proof: Sequence[byte
 
 
 def _event(line: bytes, index: int) -> tuple[bytes, bytes]:
-    """The leaf data and the recorded leaf hash of an event line (without its newline)."""
+    """The leaf data and the recorded leaf hash (base64) of an event line (without its
+    newline)."""
     if (
         not line.startswith(LINE_PREFIX)
         or not line.endswith(LINE_SUFFIX)
@@ -248,11 +249,8 @@ def _event(line: bytes, index: int) -> tuple[bytes, bytes]:
         or line[-_SUFFIX_LEN : -_SUFFIX_LEN + len(HASH_PREFIX)] != HASH_PREFIX
     ):
         raise VerificationError(index, "line", 'not an event line {"leaf":…,"leaf_hash":"…"}')
-    try:
-        recorded = base64.b64decode(line[-HASH_B64_LEN - len(LINE_SUFFIX) : -len(LINE_SUFFIX)])
-    except binascii.Error:
-        raise VerificationError(index, "line", "the leaf hash is not base64") from None
-    return line[len(LINE_PREFIX) : -_SUFFIX_LEN], recorded
+    recorded_b64 = line[-HASH_B64_LEN - len(LINE_SUFFIX) : -len(LINE_SUFFIX)]
+    return line[len(LINE_PREFIX) : -_SUFFIX_LEN], recorded_b64
 
 
 def _header(line: bytes | None, origin: str) -> None:
@@ -366,14 +364,15 @@ def verify_export(
             )
         previous_id = record.notification_id
         computed = leaf_hash(data)
-        if computed != recorded:
+        if binascii.b2a_base64(computed, newline=False) != recorded:
             raise VerificationError(
                 index, "leaf_hash", "the event is not the one the log recorded at this leaf"
             )
-        frontier.append(computed)
+        frontier.add(computed)
         size = index + 1
         replay.apply(index, record)
-        reach_checkpoints()
+        if pending and pending[-1].size == size:
+            reach_checkpoints()
     if pending:
         raise VerificationError(
             size,

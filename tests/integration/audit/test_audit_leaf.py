@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
-from dataclasses import replace
 from pathlib import Path
 from uuid import UUID
 
@@ -75,14 +74,14 @@ RECORD = StoredRecord(
 
 
 def test_leaf_indexes_are_gap_free_whatever_the_store_ids() -> None:
-    records = [replace(RECORD, notification_id=n) for n in (3, 4, 9, 200)]
+    records = [RECORD._replace(notification_id=n) for n in (3, 4, 9, 200)]
     assert [i for i, _ in indexed(records)] == [0, 1, 2, 3]
     assert [i for i, _ in indexed(records, start=10)] == [10, 11, 12, 13]
 
 
 @pytest.mark.parametrize("ids", [(3, 3), (5, 4)])
 def test_store_ids_that_do_not_increase_are_refused(ids: tuple[int, int]) -> None:
-    records = [replace(RECORD, notification_id=n) for n in ids]
+    records = [RECORD._replace(notification_id=n) for n in ids]
     with pytest.raises(LeafError, match="leaf 1: notification id"):
         list(indexed(records))
 
