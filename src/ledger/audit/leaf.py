@@ -154,15 +154,12 @@ def leaf_hash_of(index: int, record: StoredRecord) -> bytes:
     return leaf_hash(leaf_data(index, record))
 
 
-def indexed(
-    records: Iterable[StoredRecord], start: int = 0, *, strict: bool = True
-) -> Iterator[tuple[int, StoredRecord]]:
+def indexed(records: Iterable[StoredRecord], start: int = 0) -> Iterator[tuple[int, StoredRecord]]:
     """Leaf indexes for records in log order, gap-free from ``start``, whatever the store's
-    ids; a notification id that does not increase is refused (the log's order is broken)
-    unless ``strict`` is false (an export writes what is there; its verifier refuses it)."""
+    ids; a notification id that does not increase is refused (the log's order is broken)."""
     previous = -1
     for index, record in enumerate(records, start):
-        if strict and record.notification_id <= previous:
+        if record.notification_id <= previous:
             raise LeafError(
                 f"leaf {index}: notification id {record.notification_id} does not follow {previous}"
             )

@@ -467,3 +467,11 @@ def test_a_truncated_tail_is_caught(busy_app: LedgerApp, sqlite_path: Path, log:
     )
     error = fails(re_export(busy_app, log), log)
     assert (error.index, error.reason) == (17, "truncated")
+
+
+def test_store_ids_out_of_order_name_the_leaf(records: list[StoredRecord]) -> None:
+    # Even a log that signed them: leaf order must be the store's order.
+    shuffled = [*records[:3], records[4], records[3], *records[5:]]
+    log = Log(shuffled)
+    error = fails(log.export(shuffled), log)
+    assert (error.index, error.reason) == (4, "order")
