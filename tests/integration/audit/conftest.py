@@ -63,6 +63,12 @@ def fill(app: LedgerApp, open_tea: Callable[..., Any]) -> None:
     app.reverse_expense(slug=TEA, expense_id=expense, reason="重复", actor="t")
 
 
+@pytest.fixture(name="fill")
+def fill_fixture() -> Callable[[LedgerApp, Callable[..., Any]], None]:
+    """``fill(app, open_tea)``: the history above."""
+    return fill
+
+
 @pytest.fixture
 def busy_app(make_app: Any, sqlite_url: str, open_tea: Callable[..., Any]) -> LedgerApp:
     app: LedgerApp = make_app(sqlite_url)
