@@ -33,7 +33,8 @@ from ledger.application import DonorIn, LedgerApp
 from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.domain.donation import Donation
 from ledger.domain.errors import LedgerError
-from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
+from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
 from ledger.engine.gc import tune_gc_for_server

@@ -33,7 +33,8 @@ from api.schemas import (
     TrancheOut,
 )
 from ledger.domain.errors import DonationNotFound, ExpenseNotFound, GrantNotFound
-from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
+from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount
 from projections.queries import Figures, FundFigures, fund_figures, fund_row, purpose_names

@@ -27,7 +27,8 @@ from sqlalchemy import Connection, func, select
 
 from ledger.domain.common import fund_id as fund_id_of
 from ledger.domain.errors import FundNotFound
-from ledger.domain.fund import EXPENSE_CATEGORIES, Fund
+from ledger.domain.figures import EXPENSE_CATEGORIES
+from ledger.domain.fund import Fund
 from projections.tables import LIVE
 
 UNRESTRICTED = ""

@@ -39,7 +39,8 @@ from ledger.domain.errors import (
     UnknownCurrency,
     UnknownPurpose,
 )
-from ledger.domain.fund import UNRESTRICTED, Fund
+from ledger.domain.figures import UNRESTRICTED
+from ledger.domain.fund import Fund
 from ledger.domain.grant import COMMITTED, Grant
 
 ACTOR = "treasurer"

@@ -24,6 +24,8 @@ NAMESPACE = uuid5(UUID("6ba7b811-9dad-11d1-80b4-00c04fd430c8"), "urn:community-f
 # Limits on what one entry may carry (enforced in the domain, documented at the edges).
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 CODE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
+PERIOD_RE = re.compile(r"^[0-9]{4}-(?:0[1-9]|1[0-2])$")  # a month, YYYY-MM
+SHA256_HEX_RE = re.compile(r"^[0-9a-f]{64}$")  # evidence and request hashes
 KEY_LEN_MAX = 200
 NAME_LEN_MAX = 200
 TEXT_LEN_MAX = 2000

@@ -25,6 +25,13 @@ from ledger.domain.money import check_amount, format_amount
 CHANNELS = ("cash", "bank", "wechat", "alipay", "in_kind", "other")
 ANONYMOUS_LABEL = "爱心人士"  # "Anonymous donor" in the Chinese UI; pages translate it
 EXTERNAL_REF_LEN_MAX = 100
+# What becomes of a donation: received, then partially refunded, then refunded; or reversed
+# (recorded in error, taken back whole).
+RECEIVED = "received"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+REVERSED = "reversed"
+STATUSES = (RECEIVED, PARTIALLY_REFUNDED, REFUNDED, REVERSED)
 
 
 def mask_name(name: str) -> str:

@@ -1,16 +1,8 @@
 """The Fund aggregate: a sub-ledger of the host charity, and every change of its money.
 
-A fund keeps, per purpose (restricted money) and for unrestricted money (the purpose ``""``),
-six running totals in minor units::
-
-    received, refunded, committed, released, disbursed, expenses
-
-from which the two figures everybody asks for follow::
-
-    on_hand   = received - refunded - disbursed - expenses
-    available = received - refunded - committed + released - expenses
-              = on_hand - (committed - released - disbursed)      (committed, not yet paid)
-
+A fund keeps, per purpose (restricted money) and for unrestricted money (``UNRESTRICTED``),
+the six running figures of ``ledger.domain.figures``; each money event moves its figure as
+``figures.EFFECTS`` says, and ``on_hand`` and ``available`` follow from them there.
 ``available`` never goes below zero: every command that takes money out checks it first.
 Each money event names the donation, grant or expense it belongs to; the other aggregate's
 own event is saved in the same transaction, so the two never disagree.
@@ -28,6 +20,7 @@ from ledger.domain.common import (
     CODE_RE,
     COMMITTEE_SIZE_MAX,
     NAME_LEN_MAX,
+    PERIOD_RE,
     PURPOSES_MAX,
     TEXT_LEN_MAX,
     check_date,
@@ -47,23 +40,16 @@ from ledger.domain.errors import (
     PeriodNotEnded,
     UnknownPurpose,
 )
+from ledger.domain.figures import (
+    EXPENSE_CATEGORIES,
+    UNRESTRICTED,
+    apply_effect,
+    available_of,
+    on_hand_of,
+    total_of,
+    zero_figures,
+)
 from ledger.domain.money import check_amount, exponent_of, format_amount
-
-UNRESTRICTED = ""
-FIGURE_NAMES = ("received", "refunded", "committed", "released", "disbursed", "expenses")
-EXPENSE_CATEGORIES = ("program", "administration", "fundraising")
-
-
-def new_figures() -> dict[str, int]:
-    return dict.fromkeys(FIGURE_NAMES, 0)
-
-
-def on_hand_of(f: dict[str, int]) -> int:
-    return f["received"] - f["refunded"] - f["disbursed"] - f["expenses"]
-
-
-def available_of(f: dict[str, int]) -> int:
-    return f["received"] - f["refunded"] - f["committed"] + f["released"] - f["expenses"]
 
 
 def check_committee(committee: object, approvals_required: object) -> tuple[list[str], int]:
@@ -161,9 +147,9 @@ class Fund(Aggregate):
         self.approvals_required = approvals_required
         self.purposes: dict[str, str] = {p["code"]: p["name"] for p in purposes}
         self.request_sha256 = request_sha256
-        self.figures: dict[str, dict[str, int]] = {UNRESTRICTED: new_figures()}
+        self.figures: dict[str, dict[str, int]] = {UNRESTRICTED: zero_figures()}
         for code in self.purposes:
-            self.figures[code] = new_figures()
+            self.figures[code] = zero_figures()
         self.receipt_seq: dict[str, int] = {}
         self.closed_periods: list[str] = []
         # Expense id -> [amount_minor, purpose, category, reversed(0/1), request_sha256].
@@ -186,11 +172,7 @@ class Fund(Aggregate):
         return on_hand_of(self.figures[purpose])
 
     def totals(self) -> dict[str, int]:
-        total = new_figures()
-        for f in self.figures.values():
-            for k in FIGURE_NAMES:
-                total[k] += f[k]
-        return total
+        return total_of(self.figures.values())
 
     def check_open(self, day: date) -> None:
         check_period_open(self.closed_periods, day)
@@ -221,7 +203,7 @@ class Fund(Aggregate):
     @event("PurposeAdded")
     def _purpose_added(self, code: str, name: str, actor: str) -> None:
         self.purposes[code] = name
-        self.figures[code] = new_figures()
+        self.figures[code] = zero_figures()
 
     def change_committee(
         self, *, committee: list[str], approvals_required: int, actor: str
@@ -268,7 +250,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["received"] += amount_minor
+        apply_effect(self.figures[purpose], "DonationCredited", amount_minor)
         year = receipt_no.rsplit("-", 2)[1]
         self.receipt_seq[year] = self.receipt_seq.get(year, 0) + 1
 
@@ -304,7 +286,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["refunded"] += amount_minor
+        apply_effect(self.figures[purpose], "DonationRefundDebited", amount_minor)
 
     def debit_reversal(
         self, *, donation_id: str, amount_minor: int, purpose: str, reversed_on: date, actor: str
@@ -325,7 +307,7 @@ class Fund(Aggregate):
     def _donation_reversal_debited(
         self, donation_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["refunded"] += amount_minor
+        apply_effect(self.figures[purpose], "DonationReversalDebited", amount_minor)
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -347,7 +329,7 @@ class Fund(Aggregate):
     def _grant_committed(
         self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["committed"] += amount_minor
+        apply_effect(self.figures[purpose], "GrantCommitted", amount_minor)
 
     def debit_disbursement(
         self,
@@ -382,7 +364,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["disbursed"] += amount_minor
+        apply_effect(self.figures[purpose], "DisbursementDebited", amount_minor)
 
     def credit_disbursement_reversal(
         self,
@@ -415,7 +397,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["disbursed"] -= amount_minor
+        apply_effect(self.figures[purpose], "DisbursementReversalCredited", amount_minor)
 
     def release_grant(
         self, *, grant_id: str, amount_minor: int, purpose: str, released_on: date, actor: str
@@ -434,7 +416,7 @@ class Fund(Aggregate):
     def _grant_released(
         self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["released"] += amount_minor
+        apply_effect(self.figures[purpose], "GrantReleased", amount_minor)
 
     # -- expenses ----------------------------------------------------------------------------
 
@@ -486,7 +468,7 @@ class Fund(Aggregate):
         actor: str,
         request_sha256: str,
     ) -> None:
-        self.figures[purpose]["expenses"] += amount_minor
+        apply_effect(self.figures[purpose], "ExpenseRecorded", amount_minor)
         self.expenses[expense_id] = [amount_minor, purpose, category, 0, request_sha256]
 
     def reverse_expense(
@@ -518,16 +500,16 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["expenses"] -= amount_minor
+        apply_effect(self.figures[purpose], "ExpenseReversed", amount_minor)
         self.expenses[expense_id][3] = 1
 
     # -- periods -----------------------------------------------------------------------------
 
     def close_period(self, *, period: str, today: date, actor: str) -> None:
-        if not isinstance(period, str) or len(period) != 7:
+        if not isinstance(period, str) or not PERIOD_RE.fullmatch(period):
             raise InvalidField("period must be YYYY-MM", field="period")
         try:
-            check_date("period", f"{period}-01")
+            check_date("period", f"{period}-01")  # the year 0000 is no date
         except InvalidDate:
             raise InvalidField("period must be YYYY-MM", field="period") from None
         if period >= period_of(today):

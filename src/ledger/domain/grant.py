@@ -18,7 +18,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.common import NAME_LEN_MAX, TEXT_LEN_MAX, check_text
+from ledger.domain.common import NAME_LEN_MAX, SHA256_HEX_RE, TEXT_LEN_MAX, check_text
 from ledger.domain.errors import (
     AlreadyApproved,
     AlreadyReversed,
@@ -254,8 +254,8 @@ class Grant(Aggregate):
                 f"method must be one of {', '.join(DISBURSEMENT_METHODS)}", field="method"
             )
         check_text("reference", reference, max_len=REFERENCE_LEN_MAX)
-        if evidence_sha256 is not None and (
-            len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256)
+        if evidence_sha256 is not None and not (
+            isinstance(evidence_sha256, str) and SHA256_HEX_RE.fullmatch(evidence_sha256)
         ):
             raise InvalidField("evidence_sha256 must be 64 lowercase hex digits", field="evidence")
         if len(self.tranches) >= TRANCHES_MAX:
