@@ -346,11 +346,11 @@ def grant_document(grant: Grant) -> dict[str, Any]:
         "tranches": [
             {
                 "no": no,
-                "amount": _money(int(t[1]), currency),
-                "paid_on": t[2],
-                "method": t[3],
-                "reference": t[4],
-                "reversed": bool(t[6]),
+                "amount": _money(t.amount_minor, currency),
+                "paid_on": t.paid_on,
+                "method": t.method,
+                "reference": t.reference,
+                "reversed": t.reversed,
             }
             for no, t in enumerate(grant.tranches, start=1)
         ],

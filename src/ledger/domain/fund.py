@@ -10,6 +10,7 @@ own event is saved in the same transaction, so the two never disagree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -75,8 +76,38 @@ def check_committee(committee: object, approvals_required: object) -> tuple[list
     return members, approvals_required
 
 
+@dataclass(frozen=True, slots=True)
+class Expense:
+    """One expense paid from a fund (its id is the key of ``Fund.expenses``)."""
+
+    amount_minor: int
+    purpose: str
+    category: str
+    reversed: bool
+    request_sha256: str
+
+
 class Fund(Aggregate):
-    """One community fund. Its id is derived from its slug."""
+    """One community fund. Its id is derived from its slug.
+
+    ``class_version`` 2: expenses are ``Expense`` records (version 1 kept positional lists;
+    ``upcast_v1_v2`` reads its snapshots).
+    """
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["expenses"] = {
+            expense_id: Expense(
+                amount_minor=int(e[0]),
+                purpose=e[1],
+                category=e[2],
+                reversed=bool(e[3]),
+                request_sha256=e[4],
+            )
+            for expense_id, e in state["expenses"].items()
+        }
 
     @staticmethod
     def create_id(slug: str) -> Any:
@@ -152,8 +183,7 @@ class Fund(Aggregate):
             self.figures[code] = zero_figures()
         self.receipt_seq: dict[str, int] = {}
         self.closed_periods: list[str] = []
-        # Expense id -> [amount_minor, purpose, category, reversed(0/1), request_sha256].
-        self.expenses: dict[str, list[Any]] = {}
+        self.expenses: dict[str, Expense] = {}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -468,7 +498,13 @@ class Fund(Aggregate):
         request_sha256: str,
     ) -> None:
         apply_effect(self.figures[purpose], "ExpenseRecorded", amount_minor)
-        self.expenses[expense_id] = [amount_minor, purpose, category, 0, request_sha256]
+        self.expenses[expense_id] = Expense(
+            amount_minor=amount_minor,
+            purpose=purpose,
+            category=category,
+            reversed=False,
+            request_sha256=request_sha256,
+        )
 
     def reverse_expense(
         self, *, expense_id: str, reason: str, reversed_on: date, actor: str
@@ -476,14 +512,14 @@ class Fund(Aggregate):
         expense = self.expenses.get(expense_id)
         if expense is None:
             raise ExpenseNotFound(f"no expense {expense_id} in fund {self.slug}", id=expense_id)
-        if expense[3]:
+        if expense.reversed:
             raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
         check_text("reason", reason, max_len=TEXT_LEN_MAX)
         self.check_open(reversed_on)
         self._expense_reversed(
             expense_id=expense_id,
-            amount_minor=expense[0],
-            purpose=expense[1],
+            amount_minor=expense.amount_minor,
+            purpose=expense.purpose,
             reason=reason,
             occurred_on=reversed_on.isoformat(),
             actor=actor,
@@ -500,7 +536,7 @@ class Fund(Aggregate):
         actor: str,
     ) -> None:
         apply_effect(self.figures[purpose], "ExpenseReversed", amount_minor)
-        self.expenses[expense_id][3] = 1
+        self.expenses[expense_id] = replace(self.expenses[expense_id], reversed=True)
 
     # -- periods -----------------------------------------------------------------------------
 
