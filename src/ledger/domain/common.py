@@ -32,6 +32,10 @@ PURPOSES_MAX = 100
 APPROVALS_REQUIRED_MAX = 20
 
 
+# Made once: ``json.dumps`` with these options builds a new encoder on every call.
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 @lru_cache(maxsize=1024)
 def fund_id(slug: str) -> UUID:
     return uuid5(NAMESPACE, f"fund:{slug}")
@@ -51,8 +55,7 @@ def donor_id_for(donation_id: UUID) -> UUID:
 def fingerprint(**fields: Any) -> str:
     """SHA-256 of a command's content (canonical JSON: sorted keys, no spaces, UTF-8), kept
     to answer retries. Stored events carry it, so these bytes never change (tests pin them)."""
-    body = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(body.encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL_JSON.encode(fields).encode()).hexdigest()
 
 
 def check_text(label: str, value: object, *, max_len: int, required: bool = True) -> str:
