@@ -42,7 +42,7 @@ from ledger.settings import Settings, get_settings
 from ledger.store import parse_url
 from projections.cli import projections_app
 from projections.db import make_engine
-from projections.schema import ensure_schema
+from projections.registry import ensure_schema
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -462,8 +462,8 @@ def projector(ctx: typer.Context) -> None:
     deployments whose API runs several workers (LEDGER_PROJECTIONS_IN_PROCESS=false)."""
     from ledger.application import LedgerApp
     from projections.db import make_engine
+    from projections.registry import ensure_schema
     from projections.runner import ProjectionRunner
-    from projections.schema import ensure_schema
 
     state = _state(ctx)
     _prepare_storage(state.settings)
