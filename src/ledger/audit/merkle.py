@@ -184,6 +184,29 @@ def consistency_plan(first: int, second: int) -> list[tuple[Coord, ...]]:
     return elements
 
 
+def inclusion_proof_size(index: int, size: int) -> int:
+    """How many hashes the audit path of leaf ``index`` in a tree of ``size`` has (``index <
+    size``): one per level where the path's sibling subtree is not empty."""
+    inner = (index ^ (size - 1)).bit_length()  # levels where a sibling always exists
+    return inner + (index >> inner).bit_count()  # and the right edge's complete subtrees
+
+
+def consistency_proof_size(first: int, second: int) -> int:
+    """How many hashes the consistency proof from ``first`` to ``second`` leaves has
+    (``0 < first < second``), counted the way ``consistency_plan`` walks."""
+    count, lo, hi, m, complete = 0, 0, second, first, True
+    while True:
+        n = hi - lo
+        if m == n:
+            return count + (0 if complete else 1)
+        k = _largest_power_of_two_below(n)
+        count += 1
+        if m <= k:
+            hi = lo + k
+        else:
+            lo, m, complete = lo + k, m - k, False
+
+
 # -- building roots and proofs from a source ------------------------------------------------
 
 
@@ -390,7 +413,7 @@ def root_from_inclusion_proof(leaf: bytes, index: int, size: int, proof: Sequenc
         )
     _check_hashes("leaf", [leaf])
     _check_hashes("proof", proof)
-    _check_length(proof, len(inclusion_plan(index, size)), f"leaf {index} of size {size}")
+    _check_length(proof, inclusion_proof_size(index, size), f"leaf {index} of size {size}")
     fn, sn, r = index, size - 1, leaf
     for p in proof:
         if fn & 1 or fn == sn:
@@ -436,7 +459,7 @@ def verify_consistency(
             "first_size_zero", "the empty tree is a prefix of every tree: no proof to check"
         )
     _check_hashes("proof", proof)
-    _check_length(proof, len(consistency_plan(first, second)), f"size {first} to {second}")
+    _check_length(proof, consistency_proof_size(first, second), f"size {first} to {second}")
     path = list(proof)
     if first & (first - 1) == 0:  # a power of two: the first root is the first subtree
         path.insert(0, first_root)

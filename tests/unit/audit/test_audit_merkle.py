@@ -281,7 +281,7 @@ def test_inclusion_proofs_of_every_size_and_index_round_trip() -> None:
         for i in range(n):
             proof = TREE.inclusion_proof(i, n)
             assert proof == path(i, LEAVES[:n]), (i, n)
-            assert len(proof) == len(m.inclusion_plan(i, n))
+            assert len(proof) == len(m.inclusion_plan(i, n)) == m.inclusion_proof_size(i, n)
             m.verify_inclusion(LEAVES[i], i, n, proof, root)
 
 
@@ -291,7 +291,17 @@ def test_consistency_proofs_of_every_pair_of_sizes_round_trip() -> None:
             proof = TREE.consistency_proof(first, n)
             expected = [] if first == n else subproof(first, LEAVES[:n], True)
             assert proof == expected, (first, n)
+            if first < n:
+                assert len(proof) == m.consistency_proof_size(first, n)
             m.verify_consistency(first, n, proof, TREE.root(first), TREE.root(n))
+
+
+def flip_bits(n: int, seed: int) -> range | list[int]:
+    """Every bit of every hash up to size 8; above, one bit in each quarter of each hash (a
+    different one for each proof). Hypothesis below flips random bits of larger trees."""
+    if n <= 8:
+        return range(256)
+    return [quarter * 64 + (seed * 37 + n) % 64 for quarter in range(4)]
 
 
 def test_every_flipped_bit_of_an_inclusion_proof_fails() -> None:
@@ -299,8 +309,7 @@ def test_every_flipped_bit_of_an_inclusion_proof_fails() -> None:
         root = TREE.root(n)
         for i in range(n):
             proof = TREE.inclusion_proof(i, n)
-            # Every bit up to size 8, one bit per hash (a different one each time) above.
-            bits = range(256) if n <= 8 else [(i * 37 + n) % 256]
+            bits = flip_bits(n, i)
             for j in range(len(proof)):
                 for bit in bits:
                     bad = [*proof[:j], flipped(proof[j], bit), *proof[j + 1 :]]
@@ -319,7 +328,7 @@ def test_every_flipped_bit_of_a_consistency_proof_fails() -> None:
         for first in range(1, n):
             proof = TREE.consistency_proof(first, n)
             roots = TREE.root(first), TREE.root(n)
-            bits = range(256) if n <= 8 else [(first * 37 + n) % 256]
+            bits = flip_bits(n, first)
             for j in range(len(proof)):
                 for bit in bits:
                     bad = [*proof[:j], flipped(proof[j], bit), *proof[j + 1 :]]
