@@ -99,11 +99,10 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(NODE_PREFIX + left + right).digest()
 
 
-def root_of(leaf_hashes: Sequence[bytes]) -> bytes:
+def root_of(leaf_hashes: Iterable[bytes]) -> bytes:
     """The root of the tree over ``leaf_hashes`` (already leaf-hashed), in one pass."""
     frontier = Frontier()
-    for h in leaf_hashes:
-        frontier.append(h)
+    frontier.extend(leaf_hashes)
     return frontier.root()
 
 

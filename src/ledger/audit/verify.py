@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import binascii
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -40,9 +40,10 @@ from ledger.audit.export import (
     HASH_PREFIX,
     LINE_PREFIX,
     LINE_SUFFIX,
+    PROGRESS_EVERY,
 )
 from ledger.audit.leaf import LeafError, StoredRecord, parse_leaf
-from ledger.audit.merkle import EMPTY_ROOT, Frontier, ProofError, leaf_hash, verify_consistency
+from ledger.audit.merkle import Frontier, ProofError, leaf_hash, verify_consistency
 from ledger.audit.note import Ed25519Verifier, NoteError, parse_vkey
 from ledger.domain.figures import (
     EFFECTS,
@@ -289,61 +290,26 @@ def _trailer(line: bytes, size: int) -> bool:
     return True
 
 
-def verify_export(
-    lines: Iterable[bytes],
-    *,
-    checkpoints: Sequence[str | bytes],
-    public_key: str | Ed25519Verifier,
-    origin: str | None = None,
-    witnesses: Sequence[str | Ed25519Verifier] = (),
-    quorum: int = 0,
-) -> Report:
-    """Verify an export against signed checkpoints (see the module docstring); return what
-    held, or raise ``VerificationError`` at the first thing that does not."""
-    log_key = _public_key(public_key)
-    expected_origin = log_key.name if origin is None else origin
-    verified = open_checkpoints(
-        checkpoints, log_key, origin=expected_origin, witnesses=witnesses, quorum=quorum
-    )
-    if not verified:
-        raise VerificationError(None, "checkpoint", "no checkpoint to verify against")
-    pending = list(reversed(verified))  # smallest last
-    lines = iter(lines)
-    _header(next(lines, None), expected_origin)
-    frontier = Frontier()
-    replay = _Replay()
-    vouched_size = 0  # leaves covered by a checkpoint that verified so far
-    funds: dict[str, FundFigures] = {}
-    previous_id = -1
-    size = 0
-    ended = False
+class _Verification:
+    """The state of one pass over an export: the tree's right edge, the replay, the
+    checkpoints not reached yet (smallest last) and how far the signed roots vouch."""
 
-    def reach_checkpoints() -> None:
-        nonlocal vouched_size, funds
-        while pending and pending[-1].size == frontier.size:
-            checkpoint = pending.pop()
-            root = frontier.root() if frontier.size else EMPTY_ROOT
-            if root != checkpoint.root:
-                raise VerificationError(
-                    vouched_size,
-                    "root",
-                    f"the root of the first {checkpoint.size} leaves is not the signed one: "
-                    f"a leaf from {vouched_size} to {checkpoint.size - 1} is not the log's",
-                )
-            vouched_size = checkpoint.size
-            funds = replay.figures()
+    def __init__(self, checkpoints: Sequence[Checkpoint]) -> None:
+        self.pending = list(reversed(checkpoints))
+        self.frontier = Frontier()
+        self.replay = _Replay()
+        self.vouched_size = 0
+        self.funds: dict[str, FundFigures] = {}
+        self.previous_id = -1
+        self.reach_checkpoints()
 
-    reach_checkpoints()
-    for raw in lines:
-        line = raw[:-1] if raw.endswith(b"\n") else raw
-        if len(line) > LINE_LEN_MAX:
-            raise VerificationError(size, "line", f"a line over {LINE_LEN_MAX} bytes")
-        if _trailer(line, size):
-            ended = True
-            if next(lines, None) is not None:
-                raise VerificationError(size, "line", "lines after the trailer")
-            break
-        index = size
+    @property
+    def size(self) -> int:
+        return self.frontier.size
+
+    def event(self, line: bytes) -> None:
+        """Check one event line (without its newline) and take it into the tree and replay."""
+        index = self.frontier.size
         data, recorded = _event(line, index)
         try:
             leaf_index, record = parse_leaf(data)
@@ -356,37 +322,92 @@ def verify_export(
                 f"the event in place {index} is leaf {leaf_index}: an event was dropped, "
                 "inserted or moved",
             )
-        if record.notification_id <= previous_id:
+        if record.notification_id <= self.previous_id:
             raise VerificationError(
                 index,
                 "order",
-                f"notification id {record.notification_id} does not follow {previous_id}",
+                f"notification id {record.notification_id} does not follow {self.previous_id}",
             )
-        previous_id = record.notification_id
+        self.previous_id = record.notification_id
         computed = leaf_hash(data)
         if binascii.b2a_base64(computed, newline=False) != recorded:
             raise VerificationError(
                 index, "leaf_hash", "the event is not the one the log recorded at this leaf"
             )
-        frontier.add(computed)
-        size = index + 1
-        replay.apply(index, record)
-        if pending and pending[-1].size == size:
-            reach_checkpoints()
-    if pending:
-        raise VerificationError(
-            size,
-            "truncated",
-            f"the export ends after {size} events; a checkpoint has {pending[-1].size}",
-        )
-    if not ended:
-        raise VerificationError(size, "truncated", "the export ends without its trailer")
+        self.frontier.add(computed)
+        self.replay.apply(index, record)
+        if self.pending and self.pending[-1].size == index + 1:
+            self.reach_checkpoints()
+
+    def reach_checkpoints(self) -> None:
+        """Compare the root with every checkpoint of the current size."""
+        while self.pending and self.pending[-1].size == self.frontier.size:
+            checkpoint = self.pending.pop()
+            if self.frontier.root() != checkpoint.root:
+                raise VerificationError(
+                    self.vouched_size,
+                    "root",
+                    f"the root of the first {checkpoint.size} leaves is not the signed one: "
+                    f"a leaf from {self.vouched_size} to {checkpoint.size - 1} is not the log's",
+                )
+            self.vouched_size = checkpoint.size
+            self.funds = self.replay.figures()
+
+    def finish(self, *, ended: bool) -> None:
+        if self.pending:
+            raise VerificationError(
+                self.size,
+                "truncated",
+                f"the export ends after {self.size} events; a checkpoint has "
+                f"{self.pending[-1].size}",
+            )
+        if not ended:
+            raise VerificationError(self.size, "truncated", "the export ends without its trailer")
+
+
+def verify_export(
+    lines: Iterable[bytes],
+    *,
+    checkpoints: Sequence[str | bytes],
+    public_key: str | Ed25519Verifier,
+    origin: str | None = None,
+    witnesses: Sequence[str | Ed25519Verifier] = (),
+    quorum: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Report:
+    """Verify an export against signed checkpoints (see the module docstring); return what
+    held, or raise ``VerificationError`` at the first thing that does not.
+    ``progress(events_read)`` is called every ``PROGRESS_EVERY`` events."""
+    log_key = _public_key(public_key)
+    expected_origin = log_key.name if origin is None else origin
+    verified = open_checkpoints(
+        checkpoints, log_key, origin=expected_origin, witnesses=witnesses, quorum=quorum
+    )
+    if not verified:
+        raise VerificationError(None, "checkpoint", "no checkpoint to verify against")
+    lines = iter(lines)
+    _header(next(lines, None), expected_origin)
+    state = _Verification(verified)
+    ended = False
+    for raw in lines:
+        line = raw[:-1] if raw.endswith(b"\n") else raw
+        if len(line) > LINE_LEN_MAX:
+            raise VerificationError(state.size, "line", f"a line over {LINE_LEN_MAX} bytes")
+        if _trailer(line, state.size):
+            if next(lines, None) is not None:
+                raise VerificationError(state.size, "line", "lines after the trailer")
+            ended = True
+            break
+        state.event(line)
+        if progress is not None and state.size % PROGRESS_EVERY == 0:
+            progress(state.size)
+    state.finish(ended=ended)
     return Report(
         origin=expected_origin,
-        size=size,
+        size=state.size,
         checkpoints=tuple(verified),
-        funds=funds,
-        events_after_last_checkpoint=size - vouched_size,
+        funds=state.funds,
+        events_after_last_checkpoint=state.size - state.vouched_size,
     )
 
 

@@ -10,12 +10,13 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
 from ledger.application import LedgerApp
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
-from ledger.audit.export import export_lines, write_export
+from ledger.audit.export import PROGRESS_EVERY, export_lines, write_export
 from ledger.audit.leaf import StoredRecord, leaf_hash_of, read_records
 from ledger.audit.merkle import CompactTree
 from ledger.audit.note import Ed25519Signer
@@ -475,3 +476,13 @@ def test_store_ids_out_of_order_name_the_leaf(records: list[StoredRecord]) -> No
     log = Log(shuffled)
     error = fails(log.export(shuffled), log)
     assert (error.index, error.reason) == (4, "order")
+
+
+def test_progress_is_reported_every_ten_thousand_events() -> None:
+    many = [event(n + 1, "Other", b"{}", str(UUID(int=n))) for n in range(PROGRESS_EVERY + 5)]
+    tree = CompactTree(leaf_hash_of(i, r) for i, r in enumerate(many))
+    checkpoint = sign_checkpoint(Checkpoint(ORIGIN, tree.size, tree.root()), KEY)
+    read: list[int] = []
+    lines = export_lines(many, origin=ORIGIN, leaf_hashes=tree.levels[0])
+    report = verify_export(lines, checkpoints=[checkpoint], public_key=VKEY, progress=read.append)
+    assert (report.size, read) == (PROGRESS_EVERY + 5, [PROGRESS_EVERY])
