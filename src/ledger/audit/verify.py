@@ -13,7 +13,8 @@
    root. Recomputing every checkpoint's root from one sequence of leaves is the consistency
    check between them: each smaller tree is, by construction, a prefix of each larger one
    (``check_consistency`` checks a log's consistency *proof* between two checkpoints, for
-   checkpoints beyond an export);
+   checkpoints beyond an export, and ``check_inclusion`` one event's inclusion proof, for a
+   receipt);
 5. a replay of the Fund's money events (``ledger.domain.figures``: the effect of each event by
    name), re-checking that no purpose's available money goes below zero; the figures are those
    at the largest checkpoint (events after it are counted, not trusted);
@@ -43,7 +44,13 @@ from ledger.audit.export import (
     PROGRESS_EVERY,
 )
 from ledger.audit.leaf import LeafError, StoredRecord, parse_leaf
-from ledger.audit.merkle import Frontier, ProofError, leaf_hash, verify_consistency
+from ledger.audit.merkle import (
+    Frontier,
+    ProofError,
+    leaf_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from ledger.audit.note import Ed25519Verifier, NoteError, parse_vkey
 from ledger.domain.figures import (
     EFFECTS,
@@ -80,6 +87,7 @@ class VerificationError(Exception):
             "leaf_hash",  # the event is not the one the log recorded
             "root",  # the root at a checkpoint's size is not the signed one
             "consistency",  # a consistency proof between checkpoints does not hold
+            "inclusion",  # an inclusion proof of one event does not hold
             "event",  # an event the replay cannot read
             "rule",  # the replay breaks the money rule (available below zero)
             "truncated",  # the export ends before its trailer or before a checkpoint
@@ -238,6 +246,24 @@ def check_consistency(older: Checkpoint, newer: Checkpoint, proof: Sequence[byte
         verify_consistency(older.size, newer.size, proof, older.root, newer.root)
     except ProofError as e:
         raise VerificationError(None, "consistency", str(e)) from None
+
+
+def check_inclusion(
+    checkpoint: Checkpoint, data: bytes, index: int, proof: Sequence[bytes]
+) -> StoredRecord:
+    """One event's leaf data proven to be leaf ``index`` of a verified checkpoint (a donor's
+    receipt); return its stored record."""
+    try:
+        leaf_index, record = parse_leaf(data)
+    except LeafError as e:
+        raise VerificationError(index, "leaf", str(e)) from None
+    if leaf_index != index:
+        raise VerificationError(index, "index", f"the leaf data says leaf {leaf_index}")
+    try:
+        verify_inclusion(leaf_hash(data), index, checkpoint.size, proof, checkpoint.root)
+    except ProofError as e:
+        raise VerificationError(index, "inclusion", str(e)) from None
+    return record
 
 
 def _event(line: bytes, index: int) -> tuple[bytes, bytes]:

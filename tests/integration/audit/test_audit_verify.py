@@ -17,13 +17,14 @@ import pytest
 from ledger.application import LedgerApp
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint
 from ledger.audit.export import PROGRESS_EVERY, export_lines, write_export
-from ledger.audit.leaf import StoredRecord, leaf_hash_of, read_records
+from ledger.audit.leaf import StoredRecord, leaf_data, leaf_hash_of, read_records
 from ledger.audit.merkle import CompactTree
 from ledger.audit.note import Ed25519Signer
 from ledger.audit.verify import (
     Report,
     VerificationError,
     check_consistency,
+    check_inclusion,
     verify_export,
     verify_export_file,
 )
@@ -286,6 +287,19 @@ def test_a_malformed_event_line_names_its_place(
 def test_a_malformed_public_key_fails(records: list[StoredRecord], log: Log) -> None:
     error = fails(log.export(records), log, public_key="nonsense")
     assert (error.index, error.reason) == (None, "public_key")
+
+
+def test_an_inclusion_proof_of_one_event_is_checked(records: list[StoredRecord], log: Log) -> None:
+    checkpoint = Checkpoint(ORIGIN, 20, log.tree.root(20))
+    data = leaf_data(13, records[13])
+    proof = log.tree.inclusion_proof(13, 20)
+    assert check_inclusion(checkpoint, data, 13, proof) == records[13]
+    with pytest.raises(VerificationError, match="leads to") as caught:
+        check_inclusion(checkpoint, leaf_data(13, records[12]), 13, proof)
+    assert caught.value.reason == "inclusion"
+    with pytest.raises(VerificationError, match="says leaf 13") as caught:
+        check_inclusion(checkpoint, data, 12, log.tree.inclusion_proof(12, 20))
+    assert caught.value.reason == "index"
 
 
 def test_a_consistency_proof_between_checkpoints_is_checked(log: Log) -> None:
