@@ -430,6 +430,8 @@ def beancount_lines(
     yield from _header(books, ";;")
     yield f"option {_bean_text('title')} {_bean_text(f'{books.name} ({books.slug})')}"
     yield f"option {_bean_text('operating_currency')} {_bean_text(cur)}"
+    # Exact books: the default tolerance would let a balance be off by one minor unit.
+    yield f"option {_bean_text('tolerance_multiplier')} {_bean_text('0')}"
     yield ""
     for account in books.accounts:
         if ":" not in account.name:
