@@ -36,7 +36,7 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
-from ledger.runtime import tune_gc_for_server
+from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 from ledger.store import parse_url
 from projections.cli import projections_app
