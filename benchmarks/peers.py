@@ -62,9 +62,7 @@ def _timed_run(args: list[str], timeout_s: float) -> tuple[float | None, str]:
     """Wall time of a tool's run, or None (and why) if it failed or ran out of time."""
     started = time.perf_counter()
     try:
-        done = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout_s, check=False
-        )
+        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
     except subprocess.TimeoutExpired:
         return None, f"timed out after {timeout_s:.0f} s"
     elapsed = time.perf_counter() - started
