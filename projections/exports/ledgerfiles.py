@@ -32,10 +32,11 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, String, and_, cast, func, select
 
+from ledger.domain.errors import InvalidField
 from ledger.domain.money import format_amount
 from ledger.privacy import PersonalData
 from projections.exports import chart
@@ -43,6 +44,22 @@ from projections.queries import fund_row, purpose_names
 from projections.tables import LIVE
 
 DonorDetails = Callable[[str], PersonalData | None]
+
+
+class LedgerLines(Protocol):
+    """``beancount_lines`` or ``hledger_lines``."""
+
+    def __call__(
+        self,
+        conn: Connection,
+        slug: str,
+        *,
+        date_from: date | None = None,
+        date_to: date | None = None,
+        donor_details: DonorDetails | None = None,
+    ) -> Iterator[str]: ...
+
+
 STREAM_ROWS = 2_000
 CATEGORY_ZH = {"program": "业务活动支出", "administration": "管理费用", "fundraising": "筹资费用"}
 CHANNEL_ZH = {
@@ -82,6 +99,12 @@ class Books:
     first_day: date
     date_from: date | None
     date_to: date | None
+
+
+def check_span(date_from: date | None, date_to: date | None) -> None:
+    """Refuse a range that ends before it starts (before a stream begins)."""
+    if date_from is not None and date_to is not None and date_to < date_from:
+        raise InvalidField("the export ends before it starts", field="to")
 
 
 # -- the read models ---------------------------------------------------------------------------
@@ -368,6 +391,7 @@ def entries(
 ) -> tuple[Books, Iterator[Entry | tuple[date, dict[str, int]]]]:
     """The books' header and, in date order, the opening entry, the movements and the
     balance assertions (a ``(day, balances at its end)`` pair) of ``slug``."""
+    check_span(date_from, date_to)
     fund, books = _books(conn, slug, date_from, date_to)
     assertions = _assertions(conn, fund["fund_id"], books)
 
