@@ -298,3 +298,25 @@ def test_links_and_corrections_tie_movements_together(world: World) -> None:
     assert re.search(r'"退票 Tranche \d+ bounced', text)
     assert '  position: "' in text
     assert '  recorded: "' in text
+
+
+@pytest.mark.postgres
+def test_the_export_agrees_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    settings = Settings(database_url=pg_url, key_dir=tmp_path / "keys", timezone="Asia/Shanghai")
+    app = LedgerApp(settings)
+    engine = make_engine(pg_url)
+    try:
+        counts = record_history(app, seed=7, movements=250, days=100)
+        rebuild(app, engine)
+        world = World(app, engine, counts, counts.slugs[0], tmp_path)
+        with engine.connect() as conn:
+            bean = world.write("pg.beancount", beancount_lines(conn, world.slug))
+            journal = world.write("pg.journal", hledger_lines(conn, world.slug))
+        checked = _run(_tool("bean-check"), str(bean))
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        checked = _run(_tool("hledger"), "-f", str(journal), "check", "-s")
+        assert checked.returncode == 0, checked.stderr
+        assert _hledger_balances(journal) == _read_model_balances(world)
+    finally:
+        engine.dispose()
+        app.close()
