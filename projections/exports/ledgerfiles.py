@@ -507,6 +507,8 @@ def hledger_lines(
     cur = books.currency
     yield from _header(books, ";")
     example = format_amount(100_000, currency=cur)
+    if "." not in example:
+        example += "."  # hledger wants the decimal mark, even with no decimals
     yield f"commodity {example} {cur}"
     yield ""
     for account in books.accounts:
@@ -520,6 +522,8 @@ def hledger_lines(
         if isinstance(item, tuple):
             day, balances = item
             asserted |= {a for a, v in balances.items() if v}
+            if not asserted:
+                continue
             yield f"{day} * 余额核对 Balance assertions at the end of {day}  ; fund:{books.slug}"
             for name in sorted(asserted):
                 amount = _amount(balances.get(name, 0), cur)
