@@ -34,7 +34,8 @@ from ledger.application import DonorIn, LedgerApp
 from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.domain.donation import Donation
 from ledger.domain.errors import LedgerError
-from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
+from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
 from ledger.engine.gc import tune_gc_for_server
@@ -42,7 +43,7 @@ from ledger.settings import Settings, get_settings
 from ledger.store import parse_url
 from projections.cli import projections_app
 from projections.db import make_engine
-from projections.schema import ensure_schema
+from projections.registry import ensure_schema
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -347,11 +348,11 @@ def grant_document(grant: Grant) -> dict[str, Any]:
         "tranches": [
             {
                 "no": no,
-                "amount": _money(int(t[1]), currency),
-                "paid_on": t[2],
-                "method": t[3],
-                "reference": t[4],
-                "reversed": bool(t[6]),
+                "amount": _money(t.amount_minor, currency),
+                "paid_on": t.paid_on,
+                "method": t.method,
+                "reference": t.reference,
+                "reversed": t.reversed,
             }
             for no, t in enumerate(grant.tranches, start=1)
         ],
@@ -463,8 +464,8 @@ def projector(ctx: typer.Context) -> None:
     deployments whose API runs several workers (LEDGER_PROJECTIONS_IN_PROCESS=false)."""
     from ledger.application import LedgerApp
     from projections.db import make_engine
+    from projections.registry import ensure_schema
     from projections.runner import ProjectionRunner
-    from projections.schema import ensure_schema
 
     state = _state(ctx)
     _prepare_storage(state.settings)

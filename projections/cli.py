@@ -28,11 +28,11 @@ from sqlalchemy import Engine
 from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import LedgerError
 from ledger.settings import Settings, get_settings
-from projections.core import ProjectionError, RebuildSuperseded
 from projections.db import make_engine
-from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildFailed, rebuild
-from projections.runner import projection_status
-from projections.schema import PROJECTION_NAMES, UnknownProjection, ensure_schema
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
+from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
+from projections.registry import PROJECTION_NAMES, ensure_schema
+from projections.status import projection_status
 
 projections_app = typer.Typer(
     help="Read models: where they are in the event log, and rebuilding them.",
