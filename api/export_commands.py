@@ -35,8 +35,9 @@ from projections.exports.ledgerfiles import (
     hledger_lines,
 )
 from projections.queries import fund_row
-from projections.runner import ProjectionRunner, projection_status
-from projections.schema import ensure_schema
+from projections.registry import ensure_schema
+from projections.runner import ProjectionRunner
+from projections.status import projection_status
 
 CATCH_UP_TIMEOUT_S = 600.0
 
