@@ -33,7 +33,8 @@ from ledger.application import DonorIn, LedgerApp
 from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.domain.donation import Donation
 from ledger.domain.errors import LedgerError
-from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
+from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount, parse_amount
 from ledger.engine.gc import tune_gc_for_server
@@ -345,11 +346,11 @@ def grant_document(grant: Grant) -> dict[str, Any]:
         "tranches": [
             {
                 "no": no,
-                "amount": _money(int(t[1]), currency),
-                "paid_on": t[2],
-                "method": t[3],
-                "reference": t[4],
-                "reversed": bool(t[6]),
+                "amount": _money(t.amount_minor, currency),
+                "paid_on": t.paid_on,
+                "method": t.method,
+                "reference": t.reference,
+                "reversed": t.reversed,
             }
             for no, t in enumerate(grant.tranches, start=1)
         ],

@@ -187,7 +187,7 @@ def refund_donation(
         response.status_code = 200
     donation = recorded.value
     refund_id = str(entity_id(f"{slug}:{donation.id}", "refund", key))
-    _amount, refunded_on, _sha = donation.refunds[refund_id]
+    refunded_on = donation.refunds[refund_id].refunded_on
     return RefundCreated(
         id=refund_id,
         donation_id=str(donation.id),
@@ -221,7 +221,9 @@ def reverse_donation(
         )
     )
     # A reversal takes back what was not refunded; the aggregate counts it as refunded.
-    reversed_minor = donation.refunded_minor - sum(int(r[0]) for r in donation.refunds.values())
+    reversed_minor = donation.refunded_minor - sum(
+        r.amount_minor for r in donation.refunds.values()
+    )
     with services.read() as conn:
         row = donation_row(conn, str(donation.id))
     return DonationReversedOut(

@@ -228,16 +228,16 @@ def disburse(
         response.status_code = 200
     tranche = recorded.value
     grant = tranche.grant
-    row = grant.tranches[tranche.tranche_no - 1]
+    paid = tranche.tranche
     return DisbursementCreated(
         grant_id=str(grant.id),
         tranche_no=tranche.tranche_no,
-        amount=money(int(row[1]), currency),
+        amount=money(paid.amount_minor, currency),
         currency=currency,
-        paid_on=row[2],
-        method=row[3],
-        reference=row[4],
-        evidence_sha256=row[5],
+        paid_on=paid.paid_on,
+        method=paid.method,
+        reference=paid.reference,
+        evidence_sha256=paid.evidence_sha256,
     )
 
 

@@ -33,7 +33,8 @@ from api.schemas import (
     TrancheOut,
 )
 from ledger.domain.errors import DonationNotFound, ExpenseNotFound, GrantNotFound
-from ledger.domain.fund import FIGURE_NAMES, UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
+from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
 from ledger.domain.money import format_amount
 from projections.queries import Figures, FundFigures, fund_figures, fund_row, purpose_names
@@ -385,12 +386,12 @@ def grant_out_from_aggregate(grant: Grant) -> GrantOut:
         tranches=[
             TrancheOut(
                 no=no,
-                amount=money(int(t[1]), currency),
-                paid_on=date.fromisoformat(t[2]),
-                method=t[3],
-                reference=t[4],
-                evidence_sha256=t[5],
-                reversed=bool(t[6]),
+                amount=money(t.amount_minor, currency),
+                paid_on=date.fromisoformat(t.paid_on),
+                method=t.method,
+                reference=t.reference,
+                evidence_sha256=t.evidence_sha256,
+                reversed=t.reversed,
             )
             for no, t in enumerate(grant.tranches, start=1)
         ],

@@ -31,7 +31,7 @@ from api.limits import (
 )
 from ledger.domain.common import APPROVALS_REQUIRED_MAX
 from ledger.domain.donation import CHANNELS
-from ledger.domain.fund import EXPENSE_CATEGORIES
+from ledger.domain.figures import EXPENSE_CATEGORIES
 from ledger.domain.grant import DISBURSEMENT_METHODS, STATUSES
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
