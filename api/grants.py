@@ -34,7 +34,7 @@ from api.schemas import (
     ReversalIn,
 )
 from api.writes import Services
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import GrantNotFound
 from projections.queries import fund_row
 
 router = APIRouter(tags=["grants"])
@@ -50,7 +50,7 @@ def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str,
         with services.read() as conn:
             row = grant_row(conn, grant_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
-    except LedgerError:
+    except GrantNotFound:
         grant = services.ledger.get_grant(grant_id)  # not projected yet, or unknown
         slug, currency = grant.fund_slug, grant.currency
     caller.check_fund(slug)

@@ -26,7 +26,7 @@ from api.idempotency import FundKeys
 from api.limits import READ_YOUR_WRITES_TIMEOUT_S, WORKER_THREADS
 from api.tokens import TokenStore
 from ledger.application import LedgerApp
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import FundNotFound, LedgerError
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
 from projections.db import make_engine
@@ -142,7 +142,7 @@ class Services:
         try:
             with self.read() as conn:
                 currency = str(fund_row(conn, slug)["currency"])
-        except LedgerError:
+        except FundNotFound:
             currency = self.ledger.get_fund(slug).currency  # not projected yet, or unknown
         with self._lock:
             self._currencies[slug] = currency

@@ -85,7 +85,8 @@ def sqlite_instant(value: Any) -> Any:
         return value
     if value.tzinfo is UTC:
         # The usual case (every event's timestamp), made quick: the fields formatted
-        # directly cost half of ``isoformat``, which asks the zone for its offset.
+        # directly, not ``isoformat``, which asks the zone for its offset (slower: see
+        # docs/benchmarks.md).
         return _INSTANT_TEXT % (
             value.year,
             value.month,

@@ -73,11 +73,6 @@ def psycopg_conninfo(store: StoreUrl) -> str:
     return f"postgresql://{auth}@{store.host}:{store.port}/{quote(store.dbname, safe='')}"
 
 
-def schema_of(database_url: str) -> str | None:
-    store = parse_url(database_url)
-    return store.schema if store.kind == "postgresql" else None
-
-
 def make_engine(database_url: str, **kwargs: Any) -> Engine:
     """An engine on the event store's database; no connection is made until first use."""
     store = parse_url(database_url)

@@ -10,34 +10,24 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ledger.domain.figures import EFFECTS, column
 from projections import topics as t
 from projections.projection import Projection
-from projections.tables import FLOW_COLUMNS, Tables
-
-FLOW_OF: dict[str, tuple[str, int]] = {
-    t.DONATION_CREDITED: ("in_minor", 1),
-    t.DONATION_REFUND_DEBITED: ("refunded_minor", 1),
-    t.DONATION_REVERSAL_DEBITED: ("refunded_minor", 1),
-    t.GRANT_COMMITTED: ("committed_minor", 1),
-    t.GRANT_RELEASED: ("released_minor", 1),
-    t.DISBURSEMENT_DEBITED: ("disbursed_minor", 1),
-    t.DISBURSEMENT_REVERSAL_CREDITED: ("disbursed_minor", -1),
-    t.EXPENSE_RECORDED: ("expenses_minor", 1),
-    t.EXPENSE_REVERSED: ("expenses_minor", -1),
-}
+from projections.tables import FLOW_COLUMNS, FLOW_NAME_OF, Tables
 
 
 class FlowsProjection(Projection):
     name = "flows"
     version = 1
     table_names = ("rm_monthly_flows",)
-    handles: ClassVar[dict[str, str]] = {}  # one bound handler per topic of FLOW_OF
+    handles: ClassVar[dict[str, str]] = {}  # one bound handler per money event (EFFECTS)
 
     def __init__(self, tables: Tables) -> None:
         super().__init__(tables)
         self.flows = self.rows(tables.monthly_flows)
-        for topic, (column, sign) in FLOW_OF.items():
-            self.handlers[topic] = self._handler(column, sign)
+        for name, effect in EFFECTS.items():
+            flow = column(FLOW_NAME_OF[effect.figure])
+            self.handlers[t.fund_topic(name)] = self._handler(flow, effect.sign)
 
     def _handler(self, column: str, sign: int) -> Any:
         flows = self.flows

@@ -1,10 +1,9 @@
 """Funds with their figures, per purpose and in total, and the expenses recorded on them.
 
-``rm_fund_purposes`` holds one row per fund and purpose (``""``: unrestricted money) and
-``rm_funds`` the fund's totals; both carry the same figures::
-
-    received, refunded, committed, released, disbursed,
-    expenses (= program + administration + fundraising), on_hand, available
+``rm_fund_purposes`` holds one row per fund and purpose (``UNRESTRICTED``, ``""``:
+unrestricted money) and ``rm_funds`` the fund's totals; both carry the figures of
+``ledger.domain.figures`` (the expenses also per category) and the two derived ones. Each
+money event moves its figure and the derived ones by its ``Effect``.
 
 The expenses live here too (``rm_expenses``) because a reversal names only the expense, and
 its category has to come from somewhere this projection owns.
@@ -14,47 +13,18 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ledger.domain.figures import EFFECTS, EXPENSE_CATEGORIES, UNRESTRICTED, Effect, column
 from projections import topics as t
 from projections.errors import InvariantBroken
 from projections.projection import Projection, Row
-from projections.tables import FIGURE_COLUMNS, Tables
+from projections.tables import FIGURE_COLUMNS, Tables, expense_column
 
-UNRESTRICTED = ""
-
-# Which figure a money event changes, and in which direction.
-FIGURE_OF: dict[str, tuple[str, int]] = {
-    t.DONATION_CREDITED: ("received_minor", 1),
-    t.DONATION_REFUND_DEBITED: ("refunded_minor", 1),
-    t.DONATION_REVERSAL_DEBITED: ("refunded_minor", 1),
-    t.GRANT_COMMITTED: ("committed_minor", 1),
-    t.GRANT_RELEASED: ("released_minor", 1),
-    t.DISBURSEMENT_DEBITED: ("disbursed_minor", 1),
-    t.DISBURSEMENT_REVERSAL_CREDITED: ("disbursed_minor", -1),
-    t.EXPENSE_RECORDED: ("expenses_minor", 1),
-    t.EXPENSE_REVERSED: ("expenses_minor", -1),
-}
+ON_HAND = column("on_hand")
+AVAILABLE = column("available")
 
 
 def zero_figures() -> dict[str, int]:
     return dict.fromkeys(FIGURE_COLUMNS, 0)
-
-
-def settle(row: Row) -> None:
-    """Recompute the two derived figures of a row."""
-    on_hand = (
-        row["received_minor"]
-        - row["refunded_minor"]
-        - row["disbursed_minor"]
-        - row["expenses_minor"]
-    )
-    row["on_hand_minor"] = on_hand
-    row["available_minor"] = (
-        row["received_minor"]
-        - row["refunded_minor"]
-        - row["committed_minor"]
-        + row["released_minor"]
-        - row["expenses_minor"]
-    )
 
 
 class FundsProjection(Projection):
@@ -68,7 +38,7 @@ class FundsProjection(Projection):
         t.PERIOD_CLOSED: "period_closed",
         t.EXPENSE_RECORDED: "expense_recorded",
         t.EXPENSE_REVERSED: "expense_reversed",
-        # and every other money topic of FIGURE_OF, bound in __init__
+        # and every other money event of ``ledger.domain.figures.EFFECTS``, in __init__
     }
 
     def __init__(self, tables: Tables) -> None:
@@ -76,8 +46,8 @@ class FundsProjection(Projection):
         self.funds = self.rows(tables.funds, cached_max=10_000)
         self.purposes = self.rows(tables.fund_purposes, cached_max=50_000)
         self.expenses = self.rows(tables.expenses)
-        for topic, (column, sign) in FIGURE_OF.items():
-            self.handlers.setdefault(topic, self._money_handler(column, sign))
+        for name, effect in EFFECTS.items():
+            self.handlers.setdefault(t.fund_topic(name), self._money_handler(effect))
 
     # -- structure ---------------------------------------------------------------------------
 
@@ -132,25 +102,29 @@ class FundsProjection(Projection):
 
     # -- money -------------------------------------------------------------------------------
 
-    def _money_handler(self, column: str, sign: int) -> Any:
+    def _money_handler(self, effect: Effect) -> Any:
         funds, purposes = self.funds, self.purposes
         fund_rows, purpose_rows = funds.cache, purposes.cache  # the same dicts, always
+        figure, sign = column(effect.figure), effect.sign
+        on_hand, available = effect.on_hand_sign, effect.available_sign
 
         def handle(notification_id: int, oid: str, e: Any) -> None:
             # _count with one figure, inlined, rows found in memory first: most events of
-            # the log come here.
+            # the log come here. The derived figures move with the event's effect.
             fund = fund_rows.get(oid) or funds.need(self.conn, oid)
             fund["version"] = e.originator_version
             funds.changed(oid, fund)
             key = (oid, e.purpose)
             row = purpose_rows.get(key) or purposes.need(self.conn, key)
-            delta = sign * e.amount_minor
-            row[column] += delta
-            fund[column] += delta
-            settle(row)
-            settle(fund)
+            amount = e.amount_minor
+            row[figure] += sign * amount
+            fund[figure] += sign * amount
+            row[ON_HAND] += on_hand * amount
+            fund[ON_HAND] += on_hand * amount
+            row[AVAILABLE] += available * amount
+            fund[AVAILABLE] += available * amount
             purposes.changed(key, row)
-            if row["available_minor"] < 0 or row["on_hand_minor"] < 0:
+            if row[AVAILABLE] < 0 or row[ON_HAND] < 0:
                 self._negative(fund, e.purpose, row)
 
         return handle
@@ -175,8 +149,7 @@ class FundsProjection(Projection):
                 "reversal_reason": None,
             },
         )
-        amount = e.amount_minor
-        self._count(oid, e, e.purpose, {"expenses_minor": amount, _category(e.category): amount})
+        self._count(oid, e, EFFECTS["ExpenseRecorded"], _category(e.category))
 
     def expense_reversed(self, notification_id: int, oid: str, e: Any) -> None:
         expense = self.expenses.need(self.conn, e.expense_id)
@@ -186,24 +159,23 @@ class FundsProjection(Projection):
         expense["reversed_on"] = e.occurred_on
         expense["reversal_reason"] = e.reason
         self.expenses.changed(e.expense_id, expense)
-        amount = -e.amount_minor
-        self._count(
-            oid, e, e.purpose, {"expenses_minor": amount, _category(expense["category"]): amount}
-        )
+        self._count(oid, e, EFFECTS["ExpenseReversed"], _category(expense["category"]))
 
-    def _count(self, oid: str, e: Any, purpose: str, deltas: dict[str, int]) -> None:
+    def _count(self, oid: str, e: Any, effect: Effect, category: str) -> None:
+        """An expense's effect, and its category's share of ``expenses``."""
         fund_id = oid
         fund = self._touch_fund(oid, e)
-        key = (fund_id, purpose)
+        key = (fund_id, e.purpose)
         row = self.purposes.need(self.conn, key)
-        for column, delta in deltas.items():
-            row[column] += delta
-            fund[column] += delta
-        settle(row)
-        settle(fund)
+        amount = e.amount_minor
+        for r in (row, fund):
+            r[column(effect.figure)] += effect.sign * amount
+            r[category] += effect.sign * amount
+            r[ON_HAND] += effect.on_hand_sign * amount
+            r[AVAILABLE] += effect.available_sign * amount
         self.purposes.changed(key, row)
-        if row["available_minor"] < 0 or row["on_hand_minor"] < 0:
-            self._negative(fund, purpose, row)
+        if row[AVAILABLE] < 0 or row[ON_HAND] < 0:
+            self._negative(fund, e.purpose, row)
 
     def _negative(self, fund: Row, purpose: str, row: Row) -> None:
         raise InvariantBroken(
@@ -213,7 +185,6 @@ class FundsProjection(Projection):
 
 
 def _category(category: str) -> str:
-    column = f"expenses_{category}_minor"
-    if column not in FIGURE_COLUMNS:
+    if category not in EXPENSE_CATEGORIES:
         raise InvariantBroken(f"unknown expense category {category!r}")
-    return column
+    return expense_column(category)

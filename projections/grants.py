@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from ledger.domain.grant import CANCELLED, CLOSED, COMMITTED, PROPOSED, REJECTED
 from projections import topics as t
 from projections.errors import InvariantBroken
 from projections.projection import Projection, Row
@@ -54,7 +55,7 @@ class GrantsProjection(Projection):
                 "grantee_name": e.grantee_name,
                 "grantee_id": e.grantee_id,
                 "amount_minor": e.amount_minor,
-                "status": "proposed",
+                "status": PROPOSED,
                 "proposed_on": e.occurred_on,
                 "proposed_by": e.actor,
                 "recorded_at": e.timestamp,
@@ -83,21 +84,21 @@ class GrantsProjection(Projection):
 
     def grant_committed(self, notification_id: int, oid: str, e: Any) -> None:
         grant = self._grant(oid)
-        grant["status"] = "committed"
+        grant["status"] = COMMITTED
         grant["committed_on"] = e.occurred_on
         grant["committed_minor"] = e.amount_minor
 
     def rejected(self, notification_id: int, oid: str, e: Any) -> None:
         grant = self._grant(oid)
-        grant["status"] = "rejected"
+        grant["status"] = REJECTED
         grant["ended_on"] = e.occurred_on
         grant["closing_reason"] = e.reason
 
     def cancelled(self, notification_id: int, oid: str, e: Any) -> None:
-        self._end(oid, e, "cancelled")
+        self._end(oid, e, CANCELLED)
 
     def closed(self, notification_id: int, oid: str, e: Any) -> None:
-        self._end(oid, e, "closed")
+        self._end(oid, e, CLOSED)
 
     def _end(self, oid: str, e: Any, status: str) -> None:
         grant = self._grant(oid)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import select
 
+from ledger.domain.figures import EFFECTS
 from projections import topics as t
 from projections.errors import InvariantBroken
 from projections.projection import Projection
@@ -25,20 +26,18 @@ from projections.tables import Tables
 
 LOOKUPS_CACHED_MAX = 200_000
 
-# kind, figure, sign of the figure change, sign of the on-hand change,
-# sign of the available change
-LINE_OF: dict[str, tuple[str, str, int, int, int]] = {
-    t.DONATION_CREDITED: ("donation", "received", 1, 1, 1),
-    t.DONATION_REFUND_DEBITED: ("refund", "refunded", 1, -1, -1),
-    t.DONATION_REVERSAL_DEBITED: ("donation_reversal", "refunded", 1, -1, -1),
-    t.GRANT_COMMITTED: ("grant_commitment", "committed", 1, 0, -1),
-    t.GRANT_RELEASED: ("grant_release", "released", 1, 0, 1),
-    t.DISBURSEMENT_DEBITED: ("disbursement", "disbursed", 1, -1, 0),
-    t.DISBURSEMENT_REVERSAL_CREDITED: ("disbursement_reversal", "disbursed", -1, 1, 0),
-    t.EXPENSE_RECORDED: ("expense", "expenses", 1, -1, -1),
-    t.EXPENSE_REVERSED: ("expense_reversal", "expenses", -1, 1, 1),
+# What the journal calls each money event's line (its figure and signs: ``EFFECTS``).
+KIND_OF: dict[str, str] = {
+    "DonationCredited": "donation",
+    "DonationRefundDebited": "refund",
+    "DonationReversalDebited": "donation_reversal",
+    "GrantCommitted": "grant_commitment",
+    "GrantReleased": "grant_release",
+    "DisbursementDebited": "disbursement",
+    "DisbursementReversalCredited": "disbursement_reversal",
+    "ExpenseRecorded": "expense",
+    "ExpenseReversed": "expense_reversal",
 }
-JOURNAL_KINDS = tuple(v[0] for v in LINE_OF.values())
 LINE_COLUMNS = (  # the order of the values of a line (``Appends`` checks it)
     "notification_id",
     "fund_id",
@@ -65,7 +64,7 @@ class JournalProjection(Projection):
     name = "journal"
     version = 1
     table_names = ("rm_journal",)
-    handles: ClassVar[dict[str, str]] = {}  # one bound handler per topic of LINE_OF
+    handles: ClassVar[dict[str, str]] = {}  # one bound handler per money event (KIND_OF)
 
     def __init__(self, tables: Tables) -> None:
         super().__init__(tables)
@@ -74,8 +73,13 @@ class JournalProjection(Projection):
         self.balances: dict[str, list[int]] = {}
         self.receipts: dict[str, str] = {}  # donation id -> receipt number
         self.categories: dict[str, str] = {}  # expense id -> category
-        for topic, spec in LINE_OF.items():
-            self.handlers[topic] = self._handler(*spec)
+        if set(KIND_OF) != set(EFFECTS):
+            raise ValueError("every money event needs a journal kind, and only those")
+        for name, kind in KIND_OF.items():
+            effect = EFFECTS[name]
+            self.handlers[t.fund_topic(name)] = self._handler(
+                kind, effect.figure, effect.sign, effect.on_hand_sign, effect.available_sign
+            )
 
     def after_commit(self) -> None:
         for cache in (self.receipts, self.categories):

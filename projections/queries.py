@@ -27,17 +27,23 @@ from sqlalchemy import Connection, func, select
 
 from ledger.domain.common import fund_id as fund_id_of
 from ledger.domain.errors import FundNotFound
-from ledger.domain.figures import EXPENSE_CATEGORIES
+from ledger.domain.figures import (
+    EXPENSE_CATEGORIES,
+    FIGURE_NAMES,
+    UNRESTRICTED,
+    available_of,
+    column,
+    on_hand_of,
+)
 from ledger.domain.fund import Fund
-from projections.tables import LIVE
-
-UNRESTRICTED = ""
-FIGURES = ("received", "refunded", "committed", "released", "disbursed", "expenses")
+from projections.tables import LIVE, expense_column
 
 
 @dataclass(frozen=True, slots=True)
 class Figures:
-    """One set of a fund's figures (the whole fund, unrestricted money, or one purpose)."""
+    """One set of a fund's figures (the whole fund, unrestricted money, or one purpose):
+    ``ledger.domain.figures``'s, one field each, with their unit; the derived two by the
+    domain's formulas. (A test checks that the fields are the domain's figures.)"""
 
     received_minor: int = 0
     refunded_minor: int = 0
@@ -49,50 +55,39 @@ class Figures:
         default_factory=lambda: dict.fromkeys(EXPENSE_CATEGORIES, 0)
     )
 
+    def by_name(self) -> dict[str, int]:
+        """The figures by their domain names (``received`` …)."""
+        return {name: getattr(self, column(name)) for name in FIGURE_NAMES}
+
     @property
     def on_hand_minor(self) -> int:
         """Received and not paid out (refunds, tranches, expenses)."""
-        return (
-            self.received_minor - self.refunded_minor - self.disbursed_minor - self.expenses_minor
-        )
+        return on_hand_of(self.by_name())
 
     @property
     def available_minor(self) -> int:
         """On hand, less what is committed to grants and not yet paid."""
-        return (
-            self.received_minor
-            - self.refunded_minor
-            - self.committed_minor
-            + self.released_minor
-            - self.expenses_minor
-        )
+        return available_of(self.by_name())
 
     @classmethod
     def from_row(cls, row: Mapping[Any, Any]) -> Figures:
         return cls(
-            received_minor=int(row["received_minor"]),
-            refunded_minor=int(row["refunded_minor"]),
-            committed_minor=int(row["committed_minor"]),
-            released_minor=int(row["released_minor"]),
-            disbursed_minor=int(row["disbursed_minor"]),
-            expenses_minor=int(row["expenses_minor"]),
-            expenses_by_category_minor={
-                c: int(row[f"expenses_{c}_minor"]) for c in EXPENSE_CATEGORIES
-            },
+            **{column(name): int(row[column(name)]) for name in FIGURE_NAMES},
+            expenses_by_category_minor={c: int(row[expense_column(c)]) for c in EXPENSE_CATEGORIES},
         )
 
     @classmethod
     def from_sums(cls, sums: Mapping[str, int], by_category: Mapping[str, int]) -> Figures:
         return cls(
-            **{f"{name}_minor": int(sums.get(name, 0)) for name in FIGURES},
+            **{column(name): int(sums.get(name, 0)) for name in FIGURE_NAMES},
             expenses_by_category_minor={c: int(by_category.get(c, 0)) for c in EXPENSE_CATEGORIES},
         )
 
     def plus(self, other: Figures) -> Figures:
         return Figures(
             **{
-                f"{n}_minor": getattr(self, f"{n}_minor") + getattr(other, f"{n}_minor")
-                for n in FIGURES
+                column(n): getattr(self, column(n)) + getattr(other, column(n))
+                for n in FIGURE_NAMES
             },
             expenses_by_category_minor={
                 c: self.expenses_by_category_minor.get(c, 0)
@@ -172,11 +167,6 @@ def fund_figures(conn: Connection, slug: str) -> FundFigures:
         unrestricted=per_purpose.get(UNRESTRICTED, Figures()),
         purposes={code: f for code, f in sorted(per_purpose.items()) if code != UNRESTRICTED},
     )
-
-
-def all_fund_figures(conn: Connection) -> list[FundFigures]:
-    slugs = conn.execute(select(LIVE.funds.c.slug).order_by(LIVE.funds.c.slug)).scalars()
-    return [fund_figures(conn, slug) for slug in list(slugs)]
 
 
 def figures_as_of(

@@ -30,25 +30,16 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ledger.domain.errors import InvalidField
-from ledger.domain.figures import EXPENSE_CATEGORIES
+from ledger.domain.figures import EXPENSE_CATEGORIES, FIGURE_NAMES, UNRESTRICTED
 from ledger.domain.money import format_amount
 from projections.queries import Figures, FundFigures, figures_as_of, fund_row, purpose_names
-from projections.tables import LIVE
+from projections.tables import FLOW_NAME_OF, LIVE
 from projections.tracking import projection_state
 
 BOM = "\ufeff"
 EXPORT_KINDS = ("donations", "grants", "disbursements", "expenses", "journal")
 SHARE_PLACES = Decimal("0.0001")
-FLOW_NAMES = ("in", "refunded", "committed", "released", "disbursed", "expenses")
-# journal figure -> flow name
-_FLOW_OF_FIGURE = {
-    "received": "in",
-    "refunded": "refunded",
-    "committed": "committed",
-    "released": "released",
-    "disbursed": "disbursed",
-    "expenses": "expenses",
-}
+FLOW_NAMES = tuple(FLOW_NAME_OF[name] for name in FIGURE_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +72,7 @@ class _FlowSum:
         self.categories = dict.fromkeys(EXPENSE_CATEGORIES, 0)
 
     def add(self, figure: str, category: str, amount: int) -> None:
-        self.values[_FLOW_OF_FIGURE[figure]] += amount
+        self.values[FLOW_NAME_OF[figure]] += amount
         if figure == "expenses":
             self.categories[category] = self.categories.get(category, 0) + amount
 
@@ -230,7 +221,7 @@ def build_report(
 
 
 def _purpose_figures(figures: FundFigures, code: str) -> Figures:
-    return figures.unrestricted if code == "" else figures.purposes.get(code, Figures())
+    return figures.unrestricted if code == UNRESTRICTED else figures.purposes.get(code, Figures())
 
 
 def _period_flows(

@@ -30,6 +30,7 @@ from sqlalchemy import (
     Text,
 )
 
+from ledger.domain.figures import DERIVED_NAMES, EXPENSE_CATEGORIES, FIGURE_NAMES, column
 from projections.columns import NAMING_CONVENTION, IsoDate, UtcDateTime, money
 
 ID = 36  # a UUID's text form
@@ -41,27 +42,21 @@ NAME = 200
 SHORT = 32
 
 
+def expense_column(category: str) -> str:
+    """The column of one expense category's share of ``expenses``."""
+    return f"expenses_{category}_minor"
+
+
+# A fund's figures (``ledger.domain.figures``), then the expenses per category, then the
+# two derived figures: a new figure there is a new column here.
 FIGURE_COLUMNS = (
-    "received_minor",
-    "refunded_minor",
-    "committed_minor",
-    "released_minor",
-    "disbursed_minor",
-    "expenses_minor",
-    "expenses_program_minor",
-    "expenses_administration_minor",
-    "expenses_fundraising_minor",
-    "on_hand_minor",
-    "available_minor",
+    *map(column, FIGURE_NAMES),
+    *map(expense_column, EXPENSE_CATEGORIES),
+    *map(column, DERIVED_NAMES),
 )
-FLOW_COLUMNS = (
-    "in_minor",
-    "refunded_minor",
-    "committed_minor",
-    "released_minor",
-    "disbursed_minor",
-    "expenses_minor",
-)
+# A month's flows are the figures' movements, money received named ``in``.
+FLOW_NAME_OF = {name: "in" if name == "received" else name for name in FIGURE_NAMES}
+FLOW_COLUMNS = tuple(column(FLOW_NAME_OF[name]) for name in FIGURE_NAMES)
 
 
 def _figures() -> list[Column[int]]:

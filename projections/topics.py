@@ -1,4 +1,7 @@
-"""The topics of the events the read models follow (the library's ``module:Class.Event``)."""
+"""The topics of the events the read models follow (the library's ``module:Class.Event``).
+
+The Fund's money events are named by ``ledger.domain.figures.EFFECTS``; ``fund_topic``
+gives their topics."""
 
 from __future__ import annotations
 
@@ -9,13 +12,6 @@ _GRANT = "ledger.domain.grant:Grant."
 FUND_OPENED = _FUND + "Opened"
 PURPOSE_ADDED = _FUND + "PurposeAdded"
 COMMITTEE_CHANGED = _FUND + "CommitteeChanged"
-DONATION_CREDITED = _FUND + "DonationCredited"
-DONATION_REFUND_DEBITED = _FUND + "DonationRefundDebited"
-DONATION_REVERSAL_DEBITED = _FUND + "DonationReversalDebited"
-GRANT_COMMITTED = _FUND + "GrantCommitted"
-GRANT_RELEASED = _FUND + "GrantReleased"
-DISBURSEMENT_DEBITED = _FUND + "DisbursementDebited"
-DISBURSEMENT_REVERSAL_CREDITED = _FUND + "DisbursementReversalCredited"
 EXPENSE_RECORDED = _FUND + "ExpenseRecorded"
 EXPENSE_REVERSED = _FUND + "ExpenseReversed"
 PERIOD_CLOSED = _FUND + "PeriodClosed"
@@ -34,15 +30,7 @@ GRANT_CLOSED = _GRANT + "Closed"
 GRANT_DISBURSED = _GRANT + "Disbursed"
 GRANT_DISBURSEMENT_REVERSED = _GRANT + "DisbursementReversed"
 
-# Fund events that move money (or commit it): each is one journal line.
-MONEY_TOPICS = (
-    DONATION_CREDITED,
-    DONATION_REFUND_DEBITED,
-    DONATION_REVERSAL_DEBITED,
-    GRANT_COMMITTED,
-    GRANT_RELEASED,
-    DISBURSEMENT_DEBITED,
-    DISBURSEMENT_REVERSAL_CREDITED,
-    EXPENSE_RECORDED,
-    EXPENSE_REVERSED,
-)
+
+def fund_topic(event_name: str) -> str:
+    """The topic of one of the Fund's events, by its class name (``DonationCredited``)."""
+    return _FUND + event_name

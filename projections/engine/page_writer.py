@@ -66,8 +66,8 @@ def main(argv: list[str]) -> int:
         print(f"SECURE_DELETE is ON, OFF or FAST, not {secure_delete!r}", file=sys.stderr)
         return 2
     # ``bool`` and ``None`` are not among the types the driver binds without asking its
-    # adapter registry, and a miss there costs several attribute lookups per value (half
-    # the cost of a donation's row): registered, they cost one call. Same values bound
+    # adapter registry, and a miss there costs several attribute lookups per value (see
+    # docs/benchmarks.md): registered, they cost one call. Same values bound
     # (``bool`` as its ``int``, ``None`` as NULL); this process binds nothing else.
     sqlite3.register_adapter(bool, int)
     null: Any = {}.get  # a C callable that returns None
@@ -78,7 +78,7 @@ def main(argv: list[str]) -> int:
     db.execute(f"PRAGMA cache_size = -{cache_kib}")
     db.execute(f"PRAGMA secure_delete = {secure_delete}")
     # Its objects are pages of flat tuples, freed by reference counting once written: the
-    # cyclic collector would only walk them (a tenth of the unpickling's time).
+    # cyclic collector would only walk them (docs/benchmarks.md).
     gc.disable()
     source, sink = sys.stdin.buffer, sys.stdout.buffer
     number = 0

@@ -57,7 +57,7 @@ class Page:
 
     def finish(self) -> bytes:
         """The page, pickled without a memo (its rows are flat tuples of plain values:
-        several times faster than with one, or than ``marshal``)."""
+        faster than with one, or than ``marshal``: docs/benchmarks.md)."""
         buffer = io.BytesIO()
         pickler = pickle.Pickler(buffer, protocol=pickle.HIGHEST_PROTOCOL)
         pickler.fast = True

@@ -145,7 +145,7 @@ def cpus_usable() -> int:
 @contextlib.contextmanager
 def cyclic_gc_paused() -> Iterator[None]:
     """A rebuild makes millions of short-lived objects and keeps large caches: the cyclic
-    garbage collector's passes over them cost a third of the time. It makes no reference
+    garbage collector's passes over them cost much of it (docs/benchmarks.md). It makes no reference
     cycles worth collecting (reference counting frees what it drops), so the collector
     pauses while it runs, process-wide, and runs once after."""
     was_enabled = gc.isenabled()

@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from ledger.application import DonorIn
 from ledger.domain.errors import FundNotFound, PeriodClosed
 from projections.queries import (
+    Figures,
     FundFigures,
     figures_as_of,
     figures_known_at_replay,
@@ -176,3 +177,15 @@ def test_journal_known_at_equals_a_replay_of_the_fund_at_every_instant(
             same(figures_as_of(conn, slug), fund_figures(conn, slug))
             live = app.get_fund(slug)
             assert fund_figures(conn, slug).totals.received_minor == live.totals()["received"]
+
+
+def test_the_figures_record_holds_every_figure_of_the_domain_and_its_formulas() -> None:
+    from dataclasses import fields
+
+    from ledger.domain.figures import FIGURE_NAMES, available_of, column, on_hand_of
+
+    names = [f.name for f in fields(Figures)]
+    assert names == [*map(column, FIGURE_NAMES), "expenses_by_category_minor"]
+    figures = Figures(**{column(n): 10 * (i + 1) for i, n in enumerate(FIGURE_NAMES)})
+    assert figures.on_hand_minor == on_hand_of(figures.by_name())
+    assert figures.available_minor == available_of(figures.by_name())

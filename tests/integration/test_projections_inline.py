@@ -6,6 +6,7 @@ never woken), so whatever gets projected was projected inline. SQLite and Postgr
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,13 +36,26 @@ def sleepy_runner(app: Any, engine: Engine) -> ProjectionRunner:
     runner = ProjectionRunner(app, engine, poll_interval_s=ASLEEP_S, safety_poll_s=ASLEEP_S)
     runner.catch_up()
     runner.start()
-    # It takes the work (PostgreSQL: the advisory lock), finds nothing new, then sleeps.
+    # It takes the work (PostgreSQL: the advisory lock), finds nothing new, then sleeps
+    # (its thread waits for news: nothing written from now on is projected by it).
     deadline = time.monotonic() + 30
-    while not (runner.active and runner._positions.ready) and time.monotonic() < deadline:
+    while not (runner.active and _waits_for_news(runner)) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert runner.active
     assert runner._positions.ready
+    assert _waits_for_news(runner)
     return runner
+
+
+def _waits_for_news(runner: ProjectionRunner) -> bool:
+    """The runner's thread is in ``_wait_for_news`` (read from its current stack)."""
+    thread = runner._thread
+    frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+    while frame is not None:
+        if frame.f_code.co_name == "_wait_for_news":
+            return True
+        frame = frame.f_back
+    return False
 
 
 def keep_asleep(runner: ProjectionRunner) -> Callable[[], None]:
