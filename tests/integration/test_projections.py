@@ -32,7 +32,6 @@ from test_projections_support import (  # type: ignore[import-not-found]
 
 from ledger.domain.common import fund_id
 from projections import core
-from projections.cli import open_store
 from projections.core import (
     FastDecoder,
     ProjectionError,
@@ -40,7 +39,7 @@ from projections.core import (
     stored_id_text,
     stored_instant,
 )
-from projections.db import make_engine
+from projections.db import make_engine, open_store
 from projections.journal import JournalProjection
 from projections.queries import fund_figures
 from projections.rebuild import PageWriter, Worker, plan, rebuild

@@ -22,10 +22,10 @@ from test_projections_support import (  # type: ignore[import-not-found]
 )
 from typer.testing import CliRunner
 
+from api.cli.projections import projections_app
 from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
-from projections.cli import projections_app
 from projections.core import ProjectionError, Projector
 from projections.db import make_engine
 from projections.queries import figures_as_of

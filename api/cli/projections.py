@@ -1,6 +1,7 @@
 """``ledger projections …``: the read models' status and rebuild.
 
-``projections_app`` is a Typer app; the ``ledger`` command line mounts it.
+These commands read their settings from ``LEDGER_*`` only (not from ``--database-url``):
+a rebuild's worker processes open the store with the same settings.
 """
 
 from __future__ import annotations
@@ -25,28 +26,21 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Engine
 
-from ledger.application import LedgerApp, create_app
+from api.cli.group import command_group
+from ledger.application import LedgerApp
 from ledger.domain.errors import LedgerError
-from ledger.settings import Settings, get_settings
+from ledger.settings import get_settings
 from projections.core import ProjectionError, RebuildSuperseded
-from projections.db import make_engine
+from projections.db import open_store
 from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildFailed, rebuild
 from projections.runner import projection_status
 from projections.schema import PROJECTION_NAMES, UnknownProjection, ensure_schema
 
-projections_app = typer.Typer(
-    help="Read models: where they are in the event log, and rebuilding them.",
-    no_args_is_help=True,
+projections_app = command_group(
+    "Read models: where they are in the event log, and rebuilding them."
 )
 console = Console()
 errors = Console(stderr=True)
-
-
-def open_store(settings: Settings) -> tuple[LedgerApp, Engine]:
-    """The application and the read models' engine of ``settings`` (a rebuild's workers
-    open the store with it again: ``functools.partial(open_store, settings)``)."""
-    app = create_app(settings)
-    return app, make_engine(settings.database_url)
 
 
 @contextmanager

@@ -1,0 +1,180 @@
+"""``ledger fund …``: open funds, add purposes, close months, show figures."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from api.cli.common import (
+    ActorOpt,
+    FormatOpt,
+    FundArg,
+    OutputFormat,
+    console,
+    emit,
+    ledger,
+)
+from api.cli.group import command_group
+from ledger.domain.figures import DERIVED_NAMES, FIGURE_NAMES
+from ledger.domain.fund import UNRESTRICTED, Fund, available_of, on_hand_of
+from ledger.domain.money import format_amount
+
+fund_app = command_group("Open funds, add purposes, close months, show figures.")
+
+
+def _purpose_pairs(values: list[str]) -> list[dict[str, str]]:
+    purposes = []
+    for value in values:
+        code, sep, name = value.partition("=")
+        if not sep or not code.strip() or not name.strip():
+            raise typer.BadParameter(f"{value!r} is not CODE=NAME", param_hint="--purpose")
+        purposes.append({"code": code.strip(), "name": name.strip()})
+    return purposes
+
+
+@fund_app.command("open")
+def fund_open(
+    ctx: typer.Context,
+    slug: Annotated[str, typer.Argument(help="Short name in URLs, e.g. tea-village.")],
+    name: Annotated[str, typer.Option("--name", help="The fund's name.")],
+    currency: Annotated[str, typer.Option("--currency", help="ISO 4217 code, e.g. CNY.")],
+    host: Annotated[str, typer.Option("--host", help="The host charity.")],
+    committee: Annotated[
+        list[str], typer.Option("--committee", metavar="NAME", help="A member (repeat).")
+    ],
+    actor: ActorOpt,
+    approvals_required: Annotated[
+        int,
+        typer.Option("--approvals-required", metavar="N", help="Approvals that commit a grant."),
+    ] = 2,
+    purpose: Annotated[
+        list[str] | None,
+        typer.Option("--purpose", metavar="CODE=NAME", help="A restricted purpose (repeat)."),
+    ] = None,
+    description: Annotated[str, typer.Option("--description")] = "",
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Open a fund."""
+    purposes = _purpose_pairs(purpose or [])
+    recorded = ledger(ctx).open_fund(
+        slug=slug,
+        name=name,
+        currency=currency,
+        description=description,
+        host=host,
+        committee=committee,
+        approvals_required=approvals_required,
+        purposes=purposes,
+        actor=actor,
+    )
+    fund = recorded.value
+    emit(
+        fmt,
+        {"slug": fund.slug, "name": fund.name, "created": recorded.created},
+        "opened the fund" if recorded.created else "the fund is already open; nothing new",
+    )
+
+
+@fund_app.command("show")
+def fund_show(ctx: typer.Context, slug: FundArg, fmt: FormatOpt = OutputFormat.text) -> None:
+    """Show a fund and its figures, per purpose and in total."""
+    fund = ledger(ctx).get_fund(slug)
+    if fmt is OutputFormat.json:
+        typer.echo(json.dumps(fund_document(fund), ensure_ascii=False, indent=2))
+    else:
+        print_fund(fund)
+
+
+@fund_app.command("purpose-add")
+def fund_purpose_add(
+    ctx: typer.Context,
+    slug: FundArg,
+    code: Annotated[str, typer.Option("--code", help="e.g. elderly-care.")],
+    name: Annotated[str, typer.Option("--name", help="e.g. 养老.")],
+    actor: ActorOpt,
+) -> None:
+    """Add a restricted purpose to a fund."""
+    ledger(ctx).add_purpose(slug=slug, code=code, name=name, actor=actor)
+    typer.echo(f"added purpose {code} ({name}) to {slug}")
+
+
+@fund_app.command("close-period")
+def fund_close_period(
+    ctx: typer.Context,
+    slug: FundArg,
+    period: Annotated[str, typer.Argument(metavar="YYYY-MM", help="A month that has ended.")],
+    actor: ActorOpt,
+) -> None:
+    """Close a month: no entry may be dated in it afterwards."""
+    fund = ledger(ctx).close_period(slug=slug, period=period, actor=actor)
+    typer.echo(f"closed periods of {slug}: {', '.join(fund.closed_periods)}")
+
+
+# -- showing a fund --------------------------------------------------------------------------
+
+
+def _money(amount_minor: int, currency: str) -> str:
+    return format_amount(amount_minor, currency=currency)
+
+
+def _figure_strings(figures: dict[str, int], currency: str) -> dict[str, str]:
+    shown = {name: _money(figures[name], currency) for name in FIGURE_NAMES}
+    shown["on_hand"] = _money(on_hand_of(figures), currency)
+    shown["available"] = _money(available_of(figures), currency)
+    return shown
+
+
+def fund_figures(fund: Fund) -> dict[str, Any]:
+    """The fund's figures as decimal strings: ``totals``, ``unrestricted``, ``purposes``."""
+    return {
+        "totals": _figure_strings(fund.totals(), fund.currency),
+        "unrestricted": _figure_strings(fund.figures[UNRESTRICTED], fund.currency),
+        "purposes": {
+            code: _figure_strings(fund.figures[code], fund.currency) for code in fund.purposes
+        },
+    }
+
+
+def fund_document(fund: Fund) -> dict[str, Any]:
+    return {
+        "slug": fund.slug,
+        "name": fund.name,
+        "currency": fund.currency,
+        "description": fund.description,
+        "host": fund.host,
+        "committee": list(fund.committee),
+        "approvals_required": fund.approvals_required,
+        "purposes": [{"code": code, "name": name} for code, name in fund.purposes.items()],
+        "closed_periods": list(fund.closed_periods),
+        "figures": fund_figures(fund),
+    }
+
+
+def print_fund(fund: Fund) -> None:
+    doc = fund_document(fund)
+    out = console()
+    out.print(f"{fund.name} ({fund.slug}) · {fund.currency}")
+    out.print(f"host: {fund.host}")
+    out.print(
+        f"committee: {', '.join(fund.committee)} "
+        f"({fund.approvals_required} approvals commit a grant)"
+    )
+    out.print(f"closed periods: {', '.join(fund.closed_periods) or '-'}")
+    figures = doc["figures"]
+    columns: list[tuple[str, dict[str, str]]] = [
+        ("total", figures["totals"]),
+        ("unrestricted", figures["unrestricted"]),
+    ]
+    columns += [
+        (f"{code}\n{name}", figures["purposes"][code]) for code, name in fund.purposes.items()
+    ]
+    table = Table(title=f"figures ({fund.currency})", title_justify="left")
+    table.add_column("", no_wrap=True)
+    for label, _ in columns:
+        table.add_column(label, justify="right", overflow="fold")
+    for name in (*FIGURE_NAMES, *DERIVED_NAMES):
+        table.add_row(name, *(values[name] for _, values in columns))
+    out.print(table)
