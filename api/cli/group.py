@@ -1,5 +1,7 @@
 """The command line's group class: it runs a command and turns whatever goes wrong into
-one line on standard error and an exit code, never a traceback.
+one line on standard error and an exit code, never a traceback: the command line's own
+usage errors exit 2; any other error is answered from ``api.errors.ERRORS``, the table
+the HTTP API answers from too.
 
 Every group of the ``ledger`` command line uses it, so a group run on its own (a test
 invoking ``projections_app``) fails the same way as through ``ledger``.
@@ -14,10 +16,7 @@ from typing import Any, NoReturn
 import typer
 from typer.core import TyperGroup
 
-from ledger.domain.errors import LedgerError
-
-EXIT_REFUSED = 1
-EXIT_USAGE = 2
+from api.errors import EXIT_FAILED, EXIT_USAGE, exit_code_of, one_line
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -57,11 +56,9 @@ class LedgerGroup(TyperGroup):
             hint = f" (see '{usage_ctx.command_path} --help')" if usage_ctx is not None else ""
             fail(e.format_message() + hint, e.exit_code)
         except typer.Abort:
-            fail("aborted", EXIT_REFUSED)
-        except LedgerError as e:
-            fail(f"{e.message} [{e.slug}]", EXIT_REFUSED)
-        except Exception as e:  # a failure of the machinery, not a refusal: still one line
-            fail(f"{type(e).__name__}: {e} [internal-error]", EXIT_REFUSED)
+            fail("aborted", EXIT_FAILED)
+        except Exception as e:  # the error table's code and type (api.errors.ERRORS)
+            fail(one_line(e), exit_code_of(e))
         sys.exit(rv if isinstance(rv, int) else 0)
 
 

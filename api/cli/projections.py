@@ -28,29 +28,22 @@ from sqlalchemy import Engine
 
 from api.cli.group import command_group
 from ledger.application import LedgerApp
-from ledger.domain.errors import LedgerError
 from ledger.settings import get_settings
 from projections.core import ProjectionError, RebuildSuperseded
 from projections.db import open_store
 from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildFailed, rebuild
 from projections.runner import projection_status
-from projections.schema import PROJECTION_NAMES, UnknownProjection, ensure_schema
+from projections.schema import PROJECTION_NAMES, ensure_schema
 
 projections_app = command_group(
     "Read models: where they are in the event log, and rebuilding them."
 )
 console = Console()
-errors = Console(stderr=True)
 
 
 @contextmanager
 def _opened() -> Iterator[tuple[LedgerApp, Engine]]:
-    settings = get_settings()
-    try:
-        app, engine = open_store(settings)
-    except LedgerError as e:
-        errors.print(f"error: {e}")
-        raise typer.Exit(1) from None
+    app, engine = open_store(get_settings())
     try:
         yield app, engine
     finally:
@@ -143,13 +136,11 @@ def rebuild_command(
                     opener=functools.partial(open_store, get_settings()),
                     workers=jobs,
                 )
-            except UnknownProjection as e:
-                errors.print(f"error: {e}")
-                raise typer.Exit(2) from None
             except (ProjectionError, RebuildFailed, RebuildSuperseded) as e:
-                # The live tables are untouched and the rebuild's own were dropped.
-                errors.print(f"error: the rebuild failed, the read models are as before: {e}")
-                raise typer.Exit(1) from None
+                # The live tables are untouched and the rebuild's own were dropped: say so
+                # (the error table gives the exit code and the type).
+                e.add_note("the rebuild failed, the read models are as before")
+                raise
     console.print(
         f"rebuilt {', '.join(result.names)}: {result.events:,} events in "
         f"{result.elapsed_s:.1f} s ({result.events_per_s:,.0f}/s), generation "
