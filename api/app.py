@@ -24,9 +24,9 @@ from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
 from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit
-from api.services import Services
+from api.writes import Services
 from ledger.application import LedgerApp
-from ledger.runtime import tune_gc_for_server
+from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 
 TITLE = "Community fund ledger"

@@ -20,8 +20,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from api.errors import FundNotAllowed, RoleNotAllowed, Unauthorized
-from api.services import Services
 from api.tokens import ROLES, TokenInfo
+from api.writes import Services
 
 _bearer = HTTPBearer(
     auto_error=False,

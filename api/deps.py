@@ -15,8 +15,8 @@ from fastapi import Depends, Query, Request
 from api.auth import Access, Caller
 from api.idempotency import idempotency_key
 from api.limits import CURSOR_LEN_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
-from api.services import Services
 from api.tokens import ADMIN, AUDITOR, COMMITTEE, TREASURER
+from api.writes import Services
 from ledger.application import LedgerApp
 
 

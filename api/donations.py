@@ -33,7 +33,7 @@ from api.schemas import (
     RefundIn,
     ReversalIn,
 )
-from api.services import Services, json_response
+from api.writes import Services, json_response
 from ledger.application import DonorIn
 from ledger.domain.common import entity_id
 from ledger.domain.donation import Donation

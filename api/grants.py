@@ -33,7 +33,7 @@ from api.schemas import (
     ReasonIn,
     ReversalIn,
 )
-from api.services import Services
+from api.writes import Services
 from ledger.domain.errors import LedgerError
 from projections.queries import fund_row
 

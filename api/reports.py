@@ -29,7 +29,7 @@ from api.schemas import (
     ReportOut,
     ReportTrancheOut,
 )
-from api.services import Services
+from api.writes import Services
 from projections.queries import figures_as_of, fund_row
 from projections.reports import (
     BOM,

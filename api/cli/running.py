@@ -15,7 +15,7 @@ from api.cli.common import prepare_storage, state
 from api.cli.funds import print_fund
 from api.tokens import TokenStore
 from ledger.demo import DEMO_FUND_SLUG, load_demo
-from ledger.runtime import tune_gc_for_server
+from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings
 from ledger.store import parse_url
 from projections.db import make_engine

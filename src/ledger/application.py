@@ -1,25 +1,26 @@
 """The ledger's use cases, on the eventsourcing library's Application.
 
-Each command loads what it needs, lets the aggregates validate and record, and saves every
-aggregate it touched in one transaction (``save(fund, donation)``): a fund's figures never
-disagree with its donations and grants. A concurrent writer makes the save fail with the
-library's ``IntegrityError``; the command then runs again on fresh state, at most
-``COMMAND_ATTEMPTS_MAX`` times, before it reports ``Conflict``.
+Each use case is a command (``@command``): it loads what it needs, lets the aggregates
+validate and record, and saves every aggregate it touched in one transaction
+(``save(fund, donation)``): a fund's figures never disagree with its donations and grants.
+A concurrent writer makes the save fail with the library's ``IntegrityError``; the command
+then runs again on fresh state, a bounded number of times, before it reports ``Conflict``.
+How commands run (the command lock, batched writes, snapshots, the retry loop, the cache)
+is ``ledger.engine.commands``, which this class extends; nothing here is about speed.
 
 Creating commands take the client's idempotency key; the new aggregate's id is derived from
 it, so a retry finds the original (same content: the original result, ``created=False``;
 other content: ``IdempotencyKeyReused``) and a concurrent duplicate is refused by the store.
+
+Longer than 500 lines because it is one class, the unit of work, holding seventeen use
+cases whose keyword-only signatures take a line per argument and whose request fingerprints
+(kept to answer retries) name every field; split by aggregate, one command that saves a
+fund and a donation together would live in neither half.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import random
-import threading
-import time
-from collections.abc import Callable, Iterable
-from copy import deepcopy
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -27,16 +28,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import (
-    AggregateNotFoundError,
-    Application,
-    LRUCache,
-    ProcessingEvent,
-)
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.application import AggregateNotFoundError
 
-from ledger.commit import GroupCommit, PendingWrite
 from ledger.domain.common import (
     check_date,
     check_slug,
@@ -60,15 +53,11 @@ from ledger.domain.errors import (
 )
 from ledger.domain.fund import Fund
 from ledger.domain.grant import Grant
+from ledger.engine.commands import CommandRuntime, command, replay
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
 from ledger.settings import Settings
 from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
-from ledger.transcoder import LedgerTranscoder
 
-log = logging.getLogger(__name__)
-
-COMMAND_ATTEMPTS_MAX = 20
-RETRY_BACKOFF_S_MAX = 0.02
 SNAPSHOT_INTERVAL_FUND = 500
 SNAPSHOT_INTERVAL_OTHER = 100
 
@@ -101,27 +90,7 @@ def _s(uuid: UUID) -> str:
     return str(uuid)
 
 
-def _project(aggregate: Any, events: Iterable[Any]) -> Any:
-    """The library's ``project_aggregate`` without its per-event ``isinstance`` check against
-    a Protocol, which costs about half of a replay on Python 3.11."""
-    for domain_event in events:
-        aggregate = domain_event.mutate(aggregate)
-    return aggregate
-
-
-class _CommandState(threading.local):
-    """What the running command of this thread has queued."""
-
-    def __init__(self) -> None:
-        self.active = False
-        self.writes: list[PendingWrite] = []
-        self.position: int | None = None
-        # ``attempt_once``: the attempt's number, and where its writes go (not waited for).
-        self.attempt = 0
-        self.deferred: list[PendingWrite] | None = None
-
-
-class LedgerApp(Application[UUID]):
+class LedgerApp(CommandRuntime):
     """The ledger's service layer and unit of work."""
 
     name = "ledger"
@@ -131,9 +100,9 @@ class LedgerApp(Application[UUID]):
         Donation: SNAPSHOT_INTERVAL_OTHER,
     }
     snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {
-        Fund: _project,
-        Grant: _project,
-        Donation: _project,
+        Fund: replay,
+        Grant: replay,
+        Donation: replay,
     }
 
     def __init__(
@@ -151,24 +120,13 @@ class LedgerApp(Application[UUID]):
         library_env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
         library_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
         library_env.update(env or {})
-        # Commands of this process run one at a time and work on the cached aggregates
-        # themselves (no defensive deep copy); what a failed command changed is evicted.
-        # Their events are written by a group commit (see ledger.commit). Other processes
-        # are seen through the store's optimistic concurrency: IntegrityError, then a
-        # retry on fresh state.
-        self._command_lock = threading.RLock()
-        self._touched: set[UUID] = set()
-        self._in_command = _CommandState()
-        self._committer = GroupCommit(
-            write=self._write_batch, on_failure=self._batch_failed, after_write=self._written
-        )
-        # Called with the log position of a durable batch's last event, in the thread that
-        # wrote it, before the batch's commands return (see ``GroupCommit``).
-        self.after_write: list[Callable[[int], None]] = []
-        self.conflicts_retried = 0
         super().__init__(env=library_env)
 
-    # -- infrastructure ----------------------------------------------------------------------
+    def too_many_conflicts(self, attempts: int) -> Exception:
+        return Conflict(
+            f"the ledger kept changing under this command ({attempts} attempts)",
+            attempts=attempts,
+        )
 
     @property
     def donor_keys(self) -> DonorKeyRecorder:
@@ -179,219 +137,8 @@ class LedgerApp(Application[UUID]):
     def today(self) -> date:
         return self.clock().astimezone(self.tz).date()
 
-    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
-        """Queue the new events of ``objs`` for the group commit (inside a command), or write
-        them at once (outside one). ``kwargs`` reach the recorder (donor keys)."""
-        if not self._in_command.active:
-            return super().save(*objs, **kwargs)
-        write = PendingWrite(donor_keys=list(kwargs.pop("donor_keys", ())))
-        if kwargs:
-            raise TypeError(f"unexpected save() arguments: {sorted(kwargs)}")
-        cache = self.repository.cache
-        for obj in objs:
-            if obj is None:
-                continue
-            events = obj.collect_events()
-            write.events.extend(events)
-            write.aggregates[obj.id] = obj
-            self._snapshot_if_due(obj, events, write)
-            if cache is not None:
-                # Later commands of this process build on it before it is durable.
-                cache.put(obj.id, obj)
-        self._committer.enqueue(write)
-        self._in_command.writes.append(write)
-        return []
-
-    def _snapshot_if_due(self, aggregate: Any, events: list[Any], write: PendingWrite) -> None:
-        """Take the aggregate's snapshot now if its new events reach a snapshotting interval.
-
-        The library would read the aggregate back from the store after the commit (up to an
-        interval of events replayed, in the committing thread). Here the live aggregate is
-        at hand: its snapshot is encoded at once (later commands change the object) and
-        written once the write is durable — never if the write fails.
-        """
-        if self.snapshots is None or not events:
-            return
-        interval = self.snapshotting_intervals.get(type(aggregate))
-        if interval is None:
-            return
-        first, last = events[0].originator_version, events[-1].originator_version
-        if last // interval == (first - 1) // interval:
-            return
-        snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
-        if snapshot_class is None:
-            return
-        snapshot = snapshot_class.take(aggregate)
-        write.snapshots.append(self.snapshots.mapper.to_stored_event(snapshot))
-
-    def _write_batch(self, batch: list[PendingWrite]) -> None:
-        """One transaction for every write of the batch; then snapshots (best effort)."""
-        events: list[Any] = []
-        donor_keys: list[DonorKey] = []
-        snapshots: list[Any] = []
-        for write in batch:
-            events.extend(write.events)
-            donor_keys.extend(write.donor_keys)
-            snapshots.extend(write.snapshots)
-        recordings = self.events.put(events, donor_keys=donor_keys)
-        if recordings:
-            offset = 0
-            for write in batch:
-                count = len(write.events)
-                if count:
-                    write.position = recordings[offset + count - 1].notification.id
-                offset += count
-        if snapshots and self.snapshots is not None:
-            # An optimisation written after the commit: its failure must not make a
-            # committed command look failed.
-            try:
-                with getattr(self.recorder, "write_lock", contextlib.nullcontext()):
-                    self.snapshots.recorder.insert_events(snapshots)
-            except Exception:
-                log.exception("writing a snapshot failed; the events were recorded")
-
-    def _written(self, batch: list[PendingWrite]) -> None:
-        if not self.after_write:
-            return
-        positions = [w.position for w in batch if w.position is not None]
-        if positions:
-            last = max(positions)
-            for callback in self.after_write:
-                callback(last)
-
-    def _batch_failed(self, batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
-        """A group's transaction failed: everything queued after it was computed on its
-        state, so it fails too (to be retried), and the cache forgets that state. Both under
-        the command lock, so no command decides on the failed state afterwards."""
-        with self._command_lock:
-            later = self._committer.drain()
-            _clear_cache(self.repository.cache)
-        return later
-
-    def construct_transcoder(self) -> Transcoder:
-        transcoder = LedgerTranscoder()
-        self.register_transcodings(transcoder)
-        return transcoder
-
-    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
-        # A snapshot is an optimisation taken after the commit: its failure must not make
-        # a committed command look failed.
-        try:
-            super()._take_snapshots(processing_event)
-        except Exception:
-            log.exception("taking a snapshot failed; the events were recorded")
-
-    def _attempt(self, command: Callable[[int], A]) -> A:
-        """Run ``command`` until its writes do not conflict, a bounded number of times.
-
-        The command runs under the command lock and queues its events; it waits for the
-        group commit after releasing the lock, so the next command can run meanwhile.
-        """
-        deferred = self._in_command.deferred
-        if deferred is not None:  # ``attempt_once``: one run, its writes not waited for
-            result, writes = self._run_once(command, self._in_command.attempt)
-            deferred.extend(writes)
-            return result
-        for attempt in range(COMMAND_ATTEMPTS_MAX):
-            try:
-                result, writes = self._run_once(command, attempt)
-                for write in writes:
-                    self._committer.wait(write)
-            except IntegrityError:
-                self.conflicts_retried += 1
-                time.sleep(retry_delay_s(attempt))
-                continue
-            positions = [w.position for w in writes if w.position is not None]
-            if positions:
-                self._in_command.position = max(positions)
-            return result
-        raise too_many_conflicts()
-
-    def _run_once(self, command: Callable[[int], A], attempt: int) -> tuple[A, list[PendingWrite]]:
-        """One run of ``command`` under the command lock: its result and the writes it
-        queued (or, if it wrote nothing, the last write not yet durable: a command that only
-        read must not answer with state that is not durable yet). What a failed run changed
-        in the cache is evicted."""
-        with self._command_lock:
-            self._touched = set()
-            self._in_command.active = True
-            self._in_command.writes = []
-            try:
-                result = command(attempt)
-                return result, self._in_command.writes or self._committer.unfinished_tail()
-            except BaseException:
-                self._evict_mutated()
-                raise
-            finally:
-                self._in_command.active = False
-
-    def attempt_once(self, call: Callable[[], A], attempt: int) -> tuple[A, list[PendingWrite]]:
-        """Run a command (``call``: one of this class's command methods) once, without
-        waiting for its writes: for a caller that awaits them (``GroupCommit.when_done``,
-        with the writer thread started) and retries an ``IntegrityError`` itself — from
-        the command or from its writes — calling again with the next ``attempt``."""
-        state = self._in_command
-        if state.deferred is not None:
-            raise RuntimeError("attempt_once() does not nest")
-        state.deferred, state.attempt = [], attempt
-        try:
-            result = call()
-            return result, state.deferred
-        finally:
-            state.deferred, state.attempt = None, 0
-
-    @property
-    def committer(self) -> GroupCommit:
-        return self._committer
-
-    @property
-    def last_position(self) -> int | None:
-        """The log position of the last event written by this thread's last command."""
-        return self._in_command.position
-
-    def _evict_mutated(self) -> None:
-        """Forget aggregates a failed command changed (their new events were never queued)."""
-        cache = self.repository.cache
-        if cache is None:
-            return
-        for aggregate_id in self._touched:
-            try:
-                aggregate = cache.get(aggregate_id)
-            except KeyError:
-                continue
-            if isinstance(aggregate, Aggregate) and aggregate.pending_events:
-                cache.get(aggregate_id, evict=True)
-        self._touched = set()
-
-    def _load(self, aggregate_id: UUID, *, fresh: bool = False) -> Any:
-        """The live cached aggregate, for a command holding the command lock.
-
-        The cache is not fast-forwarded on every load (one query less per command): a
-        command that saves what it read is protected by the store's version check, and a
-        command that decides on something it does not save asks for a ``fresh`` copy,
-        brought up to date with what other processes wrote.
-        """
-        self._touched.add(aggregate_id)
-        aggregate = self.repository.get(
-            aggregate_id, projector_func=_project, deepcopy_from_cache=False
-        )
-        if fresh:
-            newer = list(self.events.get(aggregate_id, gt=aggregate.version))
-            if newer:
-                try:
-                    aggregate = _project(aggregate, newer)
-                except Exception:
-                    # Another process wrote what this one has queued: start again.
-                    self._touched.discard(aggregate_id)
-                    cache = self.repository.cache
-                    if cache is not None:
-                        with contextlib.suppress(KeyError):
-                            cache.get(aggregate_id, evict=True)
-                    raise IntegrityError(f"aggregate {aggregate_id} changed elsewhere") from None
-        return aggregate
-
     def _create_once(
-        self, aggregate_id: UUID, attempt: int, create: Callable[[], A], replay: Callable[[], A]
+        self, aggregate_id: UUID, create: Callable[[], A], answer_retry: Callable[[], A]
     ) -> A:
         """Create an aggregate whose id comes from an idempotency key, or answer a retry.
 
@@ -400,14 +147,15 @@ class LedgerApp(Application[UUID]):
         that finds it) or, if the command no longer validates (say its month was closed
         since), found here after the error.
         """
-        if self._exists(aggregate_id, cache_only=attempt == 0):
-            return replay()
+        first = self.attempt == 0
+        if self._exists(aggregate_id, cache_only=first):
+            return answer_retry()
         try:
             return create()
         except LedgerError:
-            if attempt == 0 and self._exists(aggregate_id):
+            if first and self._exists(aggregate_id):
                 self._evict_mutated()
-                return replay()
+                return answer_retry()
             raise
 
     def _business_date(self, label: str, value: date | str | None) -> date:
@@ -419,30 +167,17 @@ class LedgerApp(Application[UUID]):
             raise DateInFuture(f"{label} {day} is in the future", field=label)
         return day
 
-    def _exists(self, aggregate_id: UUID, *, cache_only: bool = False) -> bool:
-        cache = self.repository.cache
-        if cache is not None:
-            with contextlib.suppress(KeyError):
-                cache.get(aggregate_id)
-                return True
-        if cache_only:
-            return False
-        return bool(self.recorder.select_events(aggregate_id, limit=1))
-
     # -- reading -----------------------------------------------------------------------------
 
     def get_fund(self, slug: str) -> Fund:
         """A copy of the fund's current state (commands use their own, live copy)."""
-        with self._command_lock:
-            return deepcopy(self._fund_by_id(fund_id(slug), slug=slug, fresh=True))
+        return self._read(lambda: self._fund_by_id(fund_id(slug), slug=slug, fresh=True))
 
     def get_donation(self, donation_id: UUID | str) -> Donation:
-        with self._command_lock:
-            return deepcopy(self._donation(donation_id, fresh=True))
+        return self._read(lambda: self._donation(donation_id, fresh=True))
 
     def get_grant(self, grant_id: UUID | str) -> Grant:
-        with self._command_lock:
-            return deepcopy(self._grant(grant_id, fresh=True))
+        return self._read(lambda: self._grant(grant_id, fresh=True))
 
     def _fund(self, slug: str) -> Fund:
         return self._fund_by_id(fund_id(slug), slug=slug)
@@ -485,6 +220,7 @@ class LedgerApp(Application[UUID]):
 
     # -- funds -------------------------------------------------------------------------------
 
+    @command
     def open_fund(
         self,
         *,
@@ -511,7 +247,7 @@ class LedgerApp(Application[UUID]):
             purposes=purposes,
         )
 
-        def replay() -> Recorded[Fund]:
+        def answer_retry() -> Recorded[Fund]:
             existing = self._fund(slug)
             if existing.request_sha256 != request:
                 raise DuplicateCode(f"a fund {slug!r} already exists", fund=slug)
@@ -534,41 +270,36 @@ class LedgerApp(Application[UUID]):
             return Recorded(fund, created=True)
 
         fid = fund_id(check_slug("slug", slug))
-        return self._attempt(lambda attempt: self._create_once(fid, attempt, create, replay))
+        return self._create_once(fid, create, answer_retry)
 
+    @command
     def add_purpose(self, *, slug: str, code: str, name: str, actor: str) -> Fund:
-        def command(attempt: int) -> Fund:
-            fund = self._fund(slug)
-            fund.add_purpose(code=code, name=name, actor=actor)
-            self.save(fund)
-            return fund
+        fund = self._fund(slug)
+        fund.add_purpose(code=code, name=name, actor=actor)
+        self.save(fund)
+        return fund
 
-        return self._attempt(command)
-
+    @command
     def change_committee(
         self, *, slug: str, committee: list[str], approvals_required: int, actor: str
     ) -> Fund:
-        def command(attempt: int) -> Fund:
-            fund = self._fund(slug)
-            fund.change_committee(
-                committee=committee, approvals_required=approvals_required, actor=actor
-            )
-            self.save(fund)
-            return fund
+        fund = self._fund(slug)
+        fund.change_committee(
+            committee=committee, approvals_required=approvals_required, actor=actor
+        )
+        self.save(fund)
+        return fund
 
-        return self._attempt(command)
-
+    @command
     def close_period(self, *, slug: str, period: str, actor: str) -> Fund:
-        def command(attempt: int) -> Fund:
-            fund = self._fund(slug)
-            fund.close_period(period=period, today=self.today(), actor=actor)
-            self.save(fund)
-            return fund
-
-        return self._attempt(command)
+        fund = self._fund(slug)
+        fund.close_period(period=period, today=self.today(), actor=actor)
+        self.save(fund)
+        return fund
 
     # -- donations ---------------------------------------------------------------------------
 
+    @command
     def record_donation(
         self,
         *,
@@ -604,7 +335,7 @@ class LedgerApp(Application[UUID]):
             in_kind=in_kind,
         )
 
-        def replay() -> Recorded[Donation]:
+        def answer_retry() -> Recorded[Donation]:
             existing = self._donation(donation_id)
             self._check_same_donation(existing, request, personal)
             return Recorded(existing, created=False)
@@ -653,9 +384,7 @@ class LedgerApp(Application[UUID]):
             self.save(fund, donation, donor_keys=donor_keys)
             return Recorded(donation, created=True)
 
-        return self._attempt(
-            lambda attempt: self._create_once(donation_id, attempt, create, replay)
-        )
+        return self._create_once(donation_id, create, answer_retry)
 
     def _check_same_donation(
         self, existing: Donation, request: str, personal: PersonalData
@@ -670,6 +399,7 @@ class LedgerApp(Application[UUID]):
                 "this idempotency key recorded a different donor", id=str(existing.id)
             )
 
+    @command
     def refund_donation(
         self,
         *,
@@ -688,38 +418,36 @@ class LedgerApp(Application[UUID]):
             reason=reason,
         )
 
-        def command(attempt: int) -> Recorded[Donation]:
-            donation = self._donation(donation_id)
-            refund_id = _s(entity_id(f"{donation.fund_slug}:{donation.id}", "refund", key))
-            if refund_id in donation.refunds:
-                if donation.refunds[refund_id][2] != request:
-                    raise IdempotencyKeyReused(
-                        "this idempotency key recorded a different refund", id=refund_id
-                    )
-                return Recorded(donation, created=False)
-            day = self._business_date("refunded_on", refunded_on)
-            fund = self._fund_by_id(donation.fund_id)
-            donation.refund(
-                refund_id=refund_id,
-                amount_minor=amount_minor,
-                refunded_on=day,
-                reason=reason,
-                actor=actor,
-                request_sha256=request,
-            )
-            fund.debit_refund(
-                donation_id=_s(donation.id),
-                refund_id=refund_id,
-                amount_minor=amount_minor,
-                purpose=donation.purpose,
-                refunded_on=day,
-                actor=actor,
-            )
-            self.save(donation, fund)
-            return Recorded(donation, created=True)
+        donation = self._donation(donation_id)
+        refund_id = _s(entity_id(f"{donation.fund_slug}:{donation.id}", "refund", key))
+        if refund_id in donation.refunds:
+            if donation.refunds[refund_id][2] != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key recorded a different refund", id=refund_id
+                )
+            return Recorded(donation, created=False)
+        day = self._business_date("refunded_on", refunded_on)
+        fund = self._fund_by_id(donation.fund_id)
+        donation.refund(
+            refund_id=refund_id,
+            amount_minor=amount_minor,
+            refunded_on=day,
+            reason=reason,
+            actor=actor,
+            request_sha256=request,
+        )
+        fund.debit_refund(
+            donation_id=_s(donation.id),
+            refund_id=refund_id,
+            amount_minor=amount_minor,
+            purpose=donation.purpose,
+            refunded_on=day,
+            actor=actor,
+        )
+        self.save(donation, fund)
+        return Recorded(donation, created=True)
 
-        return self._attempt(command)
-
+    @command
     def reverse_donation(
         self,
         *,
@@ -728,42 +456,38 @@ class LedgerApp(Application[UUID]):
         reversed_on: date | str | None = None,
         actor: str,
     ) -> Donation:
-        def command(attempt: int) -> Donation:
-            donation = self._donation(donation_id)
-            if donation.reversed and donation.reversal_reason == reason:
-                return donation  # a retried reversal
-            day = self._business_date("reversed_on", reversed_on)
-            fund = self._fund_by_id(donation.fund_id)
-            fund.check_open(day)
-            amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
-            fund.debit_reversal(
-                donation_id=_s(donation.id),
-                amount_minor=amount_minor,
-                purpose=donation.purpose,
-                reversed_on=day,
-                actor=actor,
-            )
-            self.save(donation, fund)
-            return donation
+        donation = self._donation(donation_id)
+        if donation.reversed and donation.reversal_reason == reason:
+            return donation  # a retried reversal
+        day = self._business_date("reversed_on", reversed_on)
+        fund = self._fund_by_id(donation.fund_id)
+        fund.check_open(day)
+        amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
+        fund.debit_reversal(
+            donation_id=_s(donation.id),
+            amount_minor=amount_minor,
+            purpose=donation.purpose,
+            reversed_on=day,
+            actor=actor,
+        )
+        self.save(donation, fund)
+        return donation
 
-        return self._attempt(command)
-
+    @command
     def erase_donor(self, *, donation_id: UUID | str, actor: str) -> Donation:
         """Crypto-shred a donor: delete the data key, then record the erasure."""
 
-        def command(attempt: int) -> Donation:
-            donation = self._donation(donation_id)
-            self.donor_keys.delete_donor_key(donation.donor_id)
-            if donation.donor_erased:
-                return donation
-            donation.erase_donor(actor=actor)
-            self.save(donation)
+        donation = self._donation(donation_id)
+        self.donor_keys.delete_donor_key(donation.donor_id)
+        if donation.donor_erased:
             return donation
-
-        return self._attempt(command)
+        donation.erase_donor(actor=actor)
+        self.save(donation)
+        return donation
 
     # -- grants ------------------------------------------------------------------------------
 
+    @command
     def propose_grant(
         self,
         *,
@@ -789,7 +513,7 @@ class LedgerApp(Application[UUID]):
             amount_minor=amount_minor,
         )
 
-        def replay() -> Recorded[Grant]:
+        def answer_retry() -> Recorded[Grant]:
             existing = self._grant(grant_id)
             if existing.request_sha256 != request:
                 raise IdempotencyKeyReused(
@@ -817,41 +541,37 @@ class LedgerApp(Application[UUID]):
             self.save(grant)
             return Recorded(grant, created=True)
 
-        return self._attempt(lambda attempt: self._create_once(grant_id, attempt, create, replay))
+        return self._create_once(grant_id, create, answer_retry)
 
+    @command
     def approve_grant(self, *, grant_id: UUID | str, note: str = "", actor: str) -> Grant:
         """Record an approval; the approval that reaches ``approvals_required`` commits the
         grant, and is refused (nothing recorded) if the available money does not cover it."""
 
-        def command(attempt: int) -> Grant:
-            grant = self._grant(grant_id)
-            fund = self._fund_by_id(grant.fund_id, fresh=True)
-            today = self.today()
-            grant.approve(member=actor, committee=fund.committee, note=note, approved_on=today)
-            if grant.approvals_from(fund.committee) >= fund.approvals_required:
-                fund.commit_grant(
-                    grant_id=_s(grant.id),
-                    amount_minor=grant.amount_minor,
-                    purpose=grant.purpose,
-                    committed_on=today,
-                    actor=actor,
-                )
-                grant.commit(committed_on=today, actor=actor)
-                self.save(grant, fund)
-            else:
-                self.save(grant)
-            return grant
-
-        return self._attempt(command)
-
-    def reject_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
-        def command(attempt: int) -> Grant:
-            grant = self._grant(grant_id)
-            grant.reject(reason=reason, rejected_on=self.today(), actor=actor)
+        grant = self._grant(grant_id)
+        fund = self._fund_by_id(grant.fund_id, fresh=True)
+        today = self.today()
+        grant.approve(member=actor, committee=fund.committee, note=note, approved_on=today)
+        if grant.approvals_from(fund.committee) >= fund.approvals_required:
+            fund.commit_grant(
+                grant_id=_s(grant.id),
+                amount_minor=grant.amount_minor,
+                purpose=grant.purpose,
+                committed_on=today,
+                actor=actor,
+            )
+            grant.commit(committed_on=today, actor=actor)
+            self.save(grant, fund)
+        else:
             self.save(grant)
-            return grant
+        return grant
 
-        return self._attempt(command)
+    @command
+    def reject_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
+        grant = self._grant(grant_id)
+        grant.reject(reason=reason, rejected_on=self.today(), actor=actor)
+        self.save(grant)
+        return grant
 
     def cancel_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
         return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=True)
@@ -859,28 +579,27 @@ class LedgerApp(Application[UUID]):
     def close_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
         return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=False)
 
+    @command
     def _end_grant(self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool) -> Grant:
-        def command(attempt: int) -> Grant:
-            grant = self._grant(grant_id)
-            fund = self._fund_by_id(grant.fund_id)
-            today = self.today()
-            if cancel:
-                released = grant.cancel(reason=reason, cancelled_on=today, actor=actor)
-            else:
-                released = grant.close(reason=reason, closed_on=today, actor=actor)
-            if released:
-                fund.release_grant(
-                    grant_id=_s(grant.id),
-                    amount_minor=released,
-                    purpose=grant.purpose,
-                    released_on=today,
-                    actor=actor,
-                )
-            self.save(grant, fund)
-            return grant
+        grant = self._grant(grant_id)
+        fund = self._fund_by_id(grant.fund_id)
+        today = self.today()
+        if cancel:
+            released = grant.cancel(reason=reason, cancelled_on=today, actor=actor)
+        else:
+            released = grant.close(reason=reason, closed_on=today, actor=actor)
+        if released:
+            fund.release_grant(
+                grant_id=_s(grant.id),
+                amount_minor=released,
+                purpose=grant.purpose,
+                released_on=today,
+                actor=actor,
+            )
+        self.save(grant, fund)
+        return grant
 
-        return self._attempt(command)
-
+    @command
     def disburse(
         self,
         *,
@@ -903,41 +622,39 @@ class LedgerApp(Application[UUID]):
             evidence_sha256=evidence_sha256,
         )
 
-        def command(attempt: int) -> Recorded[Tranche]:
-            grant = self._grant(grant_id)
-            tranche_id = _s(entity_id(f"{grant.fund_slug}:{grant.id}", "disbursement", key))
-            existing_no = grant.tranche_no_of(tranche_id)
-            if existing_no is not None:
-                if grant.tranches[existing_no - 1][7] != request:
-                    raise IdempotencyKeyReused(
-                        "this idempotency key recorded a different disbursement", id=tranche_id
-                    )
-                return Recorded(Tranche(grant, existing_no), created=False)
-            day = self._business_date("paid_on", paid_on)
-            fund = self._fund_by_id(grant.fund_id)
-            tranche_no = grant.disburse(
-                tranche_id=tranche_id,
-                amount_minor=amount_minor,
-                paid_on=day,
-                method=method,
-                reference=reference,
-                evidence_sha256=evidence_sha256,
-                actor=actor,
-                request_sha256=request,
-            )
-            fund.debit_disbursement(
-                grant_id=_s(grant.id),
-                tranche_no=tranche_no,
-                amount_minor=amount_minor,
-                purpose=grant.purpose,
-                paid_on=day,
-                actor=actor,
-            )
-            self.save(grant, fund)
-            return Recorded(Tranche(grant, tranche_no), created=True)
+        grant = self._grant(grant_id)
+        tranche_id = _s(entity_id(f"{grant.fund_slug}:{grant.id}", "disbursement", key))
+        existing_no = grant.tranche_no_of(tranche_id)
+        if existing_no is not None:
+            if grant.tranches[existing_no - 1][7] != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key recorded a different disbursement", id=tranche_id
+                )
+            return Recorded(Tranche(grant, existing_no), created=False)
+        day = self._business_date("paid_on", paid_on)
+        fund = self._fund_by_id(grant.fund_id)
+        tranche_no = grant.disburse(
+            tranche_id=tranche_id,
+            amount_minor=amount_minor,
+            paid_on=day,
+            method=method,
+            reference=reference,
+            evidence_sha256=evidence_sha256,
+            actor=actor,
+            request_sha256=request,
+        )
+        fund.debit_disbursement(
+            grant_id=_s(grant.id),
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            purpose=grant.purpose,
+            paid_on=day,
+            actor=actor,
+        )
+        self.save(grant, fund)
+        return Recorded(Tranche(grant, tranche_no), created=True)
 
-        return self._attempt(command)
-
+    @command
     def reverse_disbursement(
         self,
         *,
@@ -947,36 +664,34 @@ class LedgerApp(Application[UUID]):
         reversed_on: date | str | None = None,
         actor: str,
     ) -> Grant:
-        def command(attempt: int) -> Grant:
-            grant = self._grant(grant_id)
-            day = self._business_date("reversed_on", reversed_on)
-            fund = self._fund_by_id(grant.fund_id)
-            amount_minor, released = grant.reverse_disbursement(
-                tranche_no=tranche_no, reason=reason, reversed_on=day, actor=actor
-            )
-            fund.credit_disbursement_reversal(
+        grant = self._grant(grant_id)
+        day = self._business_date("reversed_on", reversed_on)
+        fund = self._fund_by_id(grant.fund_id)
+        amount_minor, released = grant.reverse_disbursement(
+            tranche_no=tranche_no, reason=reason, reversed_on=day, actor=actor
+        )
+        fund.credit_disbursement_reversal(
+            grant_id=_s(grant.id),
+            tranche_no=tranche_no,
+            amount_minor=amount_minor,
+            purpose=grant.purpose,
+            reversed_on=day,
+            actor=actor,
+        )
+        if released:
+            fund.release_grant(
                 grant_id=_s(grant.id),
-                tranche_no=tranche_no,
-                amount_minor=amount_minor,
+                amount_minor=released,
                 purpose=grant.purpose,
-                reversed_on=day,
+                released_on=day,
                 actor=actor,
             )
-            if released:
-                fund.release_grant(
-                    grant_id=_s(grant.id),
-                    amount_minor=released,
-                    purpose=grant.purpose,
-                    released_on=day,
-                    actor=actor,
-                )
-            self.save(grant, fund)
-            return grant
-
-        return self._attempt(command)
+        self.save(grant, fund)
+        return grant
 
     # -- expenses ----------------------------------------------------------------------------
 
+    @command
     def record_expense(
         self,
         *,
@@ -1002,30 +717,28 @@ class LedgerApp(Application[UUID]):
             purpose=purpose or "",
         )
 
-        def command(attempt: int) -> Recorded[str]:
-            fund = self._fund(slug)
-            if expense_id in fund.expenses:
-                if fund.expenses[expense_id][4] != request:
-                    raise IdempotencyKeyReused(
-                        "this idempotency key recorded a different expense", id=expense_id
-                    )
-                return Recorded(expense_id, created=False)
-            fund.record_expense(
-                expense_id=expense_id,
-                amount_minor=amount_minor,
-                category=category,
-                paid_on=self._business_date("paid_on", paid_on),
-                payee=payee,
-                description=description,
-                purpose=purpose,
-                actor=actor,
-                request_sha256=request,
-            )
-            self.save(fund)
-            return Recorded(expense_id, created=True)
+        fund = self._fund(slug)
+        if expense_id in fund.expenses:
+            if fund.expenses[expense_id][4] != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key recorded a different expense", id=expense_id
+                )
+            return Recorded(expense_id, created=False)
+        fund.record_expense(
+            expense_id=expense_id,
+            amount_minor=amount_minor,
+            category=category,
+            paid_on=self._business_date("paid_on", paid_on),
+            payee=payee,
+            description=description,
+            purpose=purpose,
+            actor=actor,
+            request_sha256=request,
+        )
+        self.save(fund)
+        return Recorded(expense_id, created=True)
 
-        return self._attempt(command)
-
+    @command
     def reverse_expense(
         self,
         *,
@@ -1035,44 +748,15 @@ class LedgerApp(Application[UUID]):
         reversed_on: date | str | None = None,
         actor: str,
     ) -> Fund:
-        def command(attempt: int) -> Fund:
-            fund = self._fund(slug)
-            fund.reverse_expense(
-                expense_id=expense_id,
-                reason=reason,
-                reversed_on=self._business_date("reversed_on", reversed_on),
-                actor=actor,
-            )
-            self.save(fund)
-            return fund
-
-        return self._attempt(command)
-
-
-def retry_delay_s(attempt: int) -> float:
-    """How long a command waits before its next attempt after a conflict (jittered)."""
-    return random.uniform(0, RETRY_BACKOFF_S_MAX * min(attempt + 1, 5))
-
-
-def too_many_conflicts() -> Conflict:
-    return Conflict(
-        f"the ledger kept changing under this command ({COMMAND_ATTEMPTS_MAX} attempts)",
-        attempts=COMMAND_ATTEMPTS_MAX,
-    )
-
-
-def _clear_cache(cache: Any) -> None:
-    """Empty the repository's cache. (``LRUCache.clear()`` of eventsourcing 9.5.6 resets
-    only its recency list and leaves the entries in place.)"""
-    if cache is None:
-        return
-    if isinstance(cache, LRUCache):
-        with cache.lock:
-            cache.cache.clear()
-            cache.clear()
-            cache.full = False
-    else:
-        cache.cache.clear()
+        fund = self._fund(slug)
+        fund.reverse_expense(
+            expense_id=expense_id,
+            reason=reason,
+            reversed_on=self._business_date("reversed_on", reversed_on),
+            actor=actor,
+        )
+        self.save(fund)
+        return fund
 
 
 def _uuid(value: UUID | str, error: type[InvalidInput] | Any) -> UUID:

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_api
-from api.services import Services
+from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.settings import Settings
 

@@ -21,7 +21,7 @@ from test_projections_support import (  # type: ignore[import-not-found]
     new_history,
 )
 
-from api.services import Services
+from api.writes import Services
 from ledger.application import DonorIn
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
@@ -154,7 +154,7 @@ def test_write_async_retries_a_conflict_with_another_process(
     other = make_app(db_url)  # another process on the same database
     services = Services.open(settings_for(db_url, tmp_path), app=app)
     try:
-        assert app.committer.has_writer
+        assert app.batcher.has_writer
         app.get_fund(TEA)  # this process caches the fund ...
         other.record_donation(  # ... which the other one then changes
             slug=TEA, key="elsewhere", amount_minor=700, received_on="2026-11-20",
@@ -184,4 +184,4 @@ def test_write_async_retries_a_conflict_with_another_process(
         assert min(services.runner.positions().values()) >= position  # and projected
     finally:
         services.close()
-    assert not app.committer.has_writer
+    assert not app.batcher.has_writer

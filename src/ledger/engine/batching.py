@@ -1,4 +1,6 @@
-"""Group commit: the events of concurrent commands written in one durable transaction.
+"""Write batching: the events of concurrent commands written in one durable transaction.
+
+What it makes fast: durable writes under concurrency (one fsync for many commands).
 
 A durable SQLite commit costs an fsync (about 0.4 ms here), which caps one-command-one-
 transaction at ~2,400 commands/s whatever the code does. So a command does its work under
@@ -76,7 +78,9 @@ class PendingWrite:
     on_done: list[Callable[[PendingWrite], None]] = field(default_factory=list)
 
 
-class GroupCommit:
+class WriteBatcher:
+    """Queues the writes of commands and writes them in batches (see the module docstring)."""
+
     def __init__(
         self,
         *,

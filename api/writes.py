@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date, datetime
 from typing import Any, TypeVar
 
-from eventsourcing.persistence import IntegrityError
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
@@ -26,13 +25,7 @@ from sqlalchemy import Connection, Engine
 from api.idempotency import FundKeys
 from api.limits import READ_YOUR_WRITES_TIMEOUT_S, WORKER_THREADS
 from api.tokens import TokenStore
-from ledger.application import (
-    COMMAND_ATTEMPTS_MAX,
-    LedgerApp,
-    retry_delay_s,
-    too_many_conflicts,
-)
-from ledger.commit import PendingWrite
+from ledger.application import LedgerApp
 from ledger.domain.errors import LedgerError
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
@@ -97,7 +90,7 @@ class Services:
             runner = ProjectionRunner(ledger, engine)
             # Batches are written by a thread of their own: commands of the event loop
             # (``write_async``) only queue theirs.
-            ledger.committer.start_writer()
+            ledger.batcher.start_writer()
             if run_projections:
                 runner.start()
                 # The thread that made a batch durable projects it before its commands
@@ -120,7 +113,7 @@ class Services:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
-        self.ledger.committer.stop_writer()
+        self.ledger.batcher.stop_writer()
         with contextlib.suppress(ValueError):
             self.ledger.after_write.remove(self.runner.project_through)
         if self._owns_runner:
@@ -186,43 +179,17 @@ class Services:
         """``write``, for the event loop: the command runs here (it only computes and
         queues), its writes are awaited rather than waited for in a worker thread, and the
         writer thread (which also projects each batch) answers through the loop. A
-        conflict runs the command again, at most ``COMMAND_ATTEMPTS_MAX`` times, as
-        ``LedgerApp`` does."""
+        conflict runs the command again (the ledger's one retry loop,
+        ``run_command_async``)."""
         ledger = self.ledger
-        if not ledger.committer.has_writer:
+        if not ledger.batcher.has_writer:
             return await self.run(lambda: self.write(command))
-        loop = asyncio.get_running_loop()
-        for attempt in range(COMMAND_ATTEMPTS_MAX):
-            try:
-                result, writes = ledger.attempt_once(command, attempt)
-                await asyncio.gather(*(self._done(loop, w) for w in writes))
-            except IntegrityError:
-                ledger.conflicts_retried += 1
-                await asyncio.sleep(retry_delay_s(attempt))
-                continue
-            positions = [w.position for w in writes if w.position is not None]
-            position = max(positions) if positions else ledger.recorder.max_notification_id()
-            if position and not self.runner.wait_for(position, timeout_s=0):
-                await self.run(functools.partial(self.settle, position))
-            return result
-        raise too_many_conflicts()
-
-    def _done(self, loop: asyncio.AbstractEventLoop, write: PendingWrite) -> asyncio.Future[None]:
-        future: asyncio.Future[None] = loop.create_future()
-
-        def resolve() -> None:
-            if future.done():
-                return
-            if write.error is not None:
-                future.set_exception(write.error)
-            else:
-                future.set_result(None)
-
-        def done(_: PendingWrite) -> None:
-            loop.call_soon_threadsafe(resolve)
-
-        self.ledger.committer.when_done(write, done)
-        return future
+        result, position = await ledger.run_command_async(command)
+        if position is None:
+            position = ledger.recorder.max_notification_id()
+        if position and not self.runner.wait_for(position, timeout_s=0):
+            await self.run(functools.partial(self.settle, position))
+        return result
 
     def settle(self, position: int | None) -> bool:
         if self.runner.wait_for(position, timeout_s=self.write_timeout_s, project=True):

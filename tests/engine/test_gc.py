@@ -6,12 +6,12 @@ import json
 import subprocess
 import sys
 
-from ledger.runtime import GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD
+from ledger.engine.gc import GC_GEN0_THRESHOLD, GC_GEN1_THRESHOLD, GC_GEN2_THRESHOLD
 
 
 def test_a_server_process_freezes_its_start_up_objects_and_collects_less_often() -> None:
     code = (
-        "import gc, json; from ledger.runtime import tune_gc_for_server; "
+        "import gc, json; from ledger.engine.gc import tune_gc_for_server; "
         "before = gc.get_freeze_count(); tune_gc_for_server(); "
         "print(json.dumps([before, gc.get_freeze_count(), gc.get_threshold()]))"
     )

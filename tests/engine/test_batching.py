@@ -1,4 +1,4 @@
-"""The group commit: batches of concurrent writes, one writer at a time, failures shared."""
+"""Write batching: batches of concurrent writes, one writer at a time, failures shared."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from ledger.commit import GroupCommit, PendingWrite
+from ledger.engine.batching import PendingWrite, WriteBatcher
 
 JOIN_TIMEOUT_S = 10
 
@@ -36,25 +36,25 @@ class FakeStore:
             self.writing.release()
 
 
-def make(store: FakeStore, command_lock: threading.Lock | None = None) -> GroupCommit:
+def make(store: FakeStore, command_lock: threading.Lock | None = None) -> WriteBatcher:
     lock = command_lock or threading.Lock()
-    commit: GroupCommit
+    batcher: WriteBatcher
 
     def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
         with lock:
-            return commit.drain()
+            return batcher.drain()
 
-    commit = GroupCommit(write=store.write, on_failure=on_failure)
-    return commit
+    batcher = WriteBatcher(write=store.write, on_failure=on_failure)
+    return batcher
 
 
 def test_a_lone_write_is_written_by_its_own_thread_at_once() -> None:
     store = FakeStore()
-    commit = make(store)
+    batcher = make(store)
     write = PendingWrite()
-    commit.enqueue(write)
+    batcher.enqueue(write)
     assert write.lead
-    commit.wait(write)
+    batcher.wait(write)
     assert write.done
     assert write.error is None
     assert store.batches == [[write]]
@@ -63,16 +63,16 @@ def test_a_lone_write_is_written_by_its_own_thread_at_once() -> None:
 def test_concurrent_writes_share_batches_in_queue_order_with_one_writer_at_a_time() -> None:
     store = FakeStore(write_s=0.002)
     order_lock = threading.Lock()
-    commit = make(store)
+    batcher = make(store)
     queued: list[PendingWrite] = []
 
     def command() -> None:
         for _ in range(25):
             write = PendingWrite()
             with order_lock:  # the application's command lock orders the queue
-                commit.enqueue(write)
+                batcher.enqueue(write)
                 queued.append(write)
-            commit.wait(write)
+            batcher.wait(write)
             assert write.done
 
     threads = [threading.Thread(target=command) for _ in range(8)]
@@ -90,16 +90,16 @@ def test_concurrent_writes_share_batches_in_queue_order_with_one_writer_at_a_tim
 
 def test_a_failed_batch_fails_its_writes_and_everything_queued_behind_it() -> None:
     store = FakeStore(write_s=0.2)
-    commit = make(store)
+    batcher = make(store)
     bad, same_batch = PendingWrite(), PendingWrite()
     bad.bad = True  # type: ignore[attr-defined]
-    commit.enqueue(bad)
-    commit.enqueue(same_batch)
+    batcher.enqueue(bad)
+    batcher.enqueue(same_batch)
     errors: dict[str, BaseException] = {}
 
     def lead() -> None:
         try:
-            commit.wait(bad)
+            batcher.wait(bad)
         except IntegrityError as e:
             errors["bad"] = e
 
@@ -107,44 +107,44 @@ def test_a_failed_batch_fails_its_writes_and_everything_queued_behind_it() -> No
     leader.start()
     time.sleep(0.05)  # the leader is writing its batch now
     behind = PendingWrite()
-    commit.enqueue(behind)
+    batcher.enqueue(behind)
     assert not behind.lead
 
     with pytest.raises(IntegrityError, match="duplicate"):
-        commit.wait(same_batch)
+        batcher.wait(same_batch)
     with pytest.raises(IntegrityError, match="earlier write"):
-        commit.wait(behind)
+        batcher.wait(behind)
     leader.join(JOIN_TIMEOUT_S)
     assert "duplicate" in str(errors["bad"])
     assert store.batches == []
 
     after = PendingWrite()
-    commit.enqueue(after)
+    batcher.enqueue(after)
     assert after.lead  # the lead was given back: the next write goes through
-    commit.wait(after)
+    batcher.wait(after)
     assert store.batches == [[after]]
 
 
 def test_after_write_runs_once_per_durable_batch_before_its_writes_are_done() -> None:
     store = FakeStore(write_s=0.002)
     seen: list[tuple[int, bool]] = []  # (batch size, were its writes done already?)
-    commit: GroupCommit
+    batcher: WriteBatcher
 
     def after_write(batch: list[PendingWrite]) -> None:
         seen.append((len(batch), any(w.done for w in batch)))
 
     def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
-        return commit.drain()
+        return batcher.drain()
 
-    commit = GroupCommit(write=store.write, on_failure=on_failure, after_write=after_write)
+    batcher = WriteBatcher(write=store.write, on_failure=on_failure, after_write=after_write)
     order_lock = threading.Lock()
 
     def command() -> None:
         for _ in range(20):
             write = PendingWrite()
             with order_lock:
-                commit.enqueue(write)
-            commit.wait(write)
+                batcher.enqueue(write)
+            batcher.wait(write)
 
     threads = [threading.Thread(target=command) for _ in range(6)]
     for t in threads:
@@ -159,25 +159,25 @@ def test_after_write_runs_once_per_durable_batch_before_its_writes_are_done() ->
 def test_after_write_is_not_called_for_a_failed_batch_and_its_failure_fails_nothing() -> None:
     store = FakeStore()
     calls: list[int] = []
-    commit: GroupCommit
+    batcher: WriteBatcher
 
     def after_write(batch: list[PendingWrite]) -> None:
         calls.append(len(batch))
         raise RuntimeError("projection broke")
 
     def on_failure(batch: list[PendingWrite], error: BaseException) -> list[PendingWrite]:
-        return commit.drain()
+        return batcher.drain()
 
-    commit = GroupCommit(write=store.write, on_failure=on_failure, after_write=after_write)
+    batcher = WriteBatcher(write=store.write, on_failure=on_failure, after_write=after_write)
     bad = PendingWrite()
     bad.bad = True  # type: ignore[attr-defined]
-    commit.enqueue(bad)
+    batcher.enqueue(bad)
     with pytest.raises(IntegrityError):
-        commit.wait(bad)
+        batcher.wait(bad)
     assert calls == []
     good = PendingWrite()
-    commit.enqueue(good)
-    commit.wait(good)  # after_write raised: logged, the durable write still succeeds
+    batcher.enqueue(good)
+    batcher.wait(good)  # after_write raised: logged, the durable write still succeeds
     assert good.done
     assert good.error is None
     assert calls == [1]
@@ -185,8 +185,8 @@ def test_after_write_is_not_called_for_a_failed_batch_and_its_failure_fails_noth
 
 def test_a_writer_thread_writes_every_batch_and_tells_each_waiter_once() -> None:
     store = FakeStore(write_s=0.001)
-    commit = make(store)
-    commit.start_writer()
+    batcher = make(store)
+    batcher.start_writer()
     try:
         told: list[PendingWrite] = []
         told_lock = threading.Lock()
@@ -197,24 +197,24 @@ def test_a_writer_thread_writes_every_batch_and_tells_each_waiter_once() -> None
 
         writes = [PendingWrite() for _ in range(50)]
         for w in writes:
-            commit.enqueue(w)
+            batcher.enqueue(w)
             assert not w.lead  # nobody leads: the writer thread writes
-            commit.when_done(w, tell)
-            commit.when_done(w, tell)  # a second command waiting for the same write
+            batcher.when_done(w, tell)
+            batcher.when_done(w, tell)  # a second command waiting for the same write
         for w in writes:
-            commit.wait(w)  # a thread may still wait in the usual way
+            batcher.wait(w)  # a thread may still wait in the usual way
         deadline = time.monotonic() + JOIN_TIMEOUT_S
         while len(told) < 100 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert sorted(map(id, told)) == sorted(map(id, writes * 2))
         assert [w for batch in store.batches for w in batch] == writes
         late: list[PendingWrite] = []
-        commit.when_done(writes[0], late.append)  # already done: told at once
+        batcher.when_done(writes[0], late.append)  # already done: told at once
         assert late == [writes[0]]
     finally:
-        commit.stop_writer()
+        batcher.stop_writer()
     after = PendingWrite()
-    commit.enqueue(after)
+    batcher.enqueue(after)
     assert after.lead  # without the thread, commands lead their batches again
-    commit.wait(after)
+    batcher.wait(after)
     assert after.done
