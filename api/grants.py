@@ -22,7 +22,7 @@ from api.deps import (
 from api.errors import problem_responses
 from api.funds import REPLAYED, SlugPath
 from api.money import amount_minor
-from api.reads import grant_out, grant_out_from_aggregate, grant_page, grant_row, money
+from api.reads import grant_out, grant_page, grant_row
 from api.schemas import (
     ApprovalIn,
     DisbursementCreated,
@@ -33,6 +33,7 @@ from api.schemas import (
     ReasonIn,
     ReversalIn,
 )
+from api.views import disbursement_created, grant_out_from_aggregate
 from api.writes import Services
 from ledger.domain.errors import LedgerError
 from projections.queries import fund_row
@@ -227,18 +228,7 @@ def disburse(
     if not recorded.created:
         response.status_code = 200
     tranche = recorded.value
-    grant = tranche.grant
-    row = grant.tranches[tranche.tranche_no - 1]
-    return DisbursementCreated(
-        grant_id=str(grant.id),
-        tranche_no=tranche.tranche_no,
-        amount=money(int(row[1]), currency),
-        currency=currency,
-        paid_on=row[2],
-        method=row[3],
-        reference=row[4],
-        evidence_sha256=row[5],
-    )
+    return disbursement_created(tranche.grant, tranche.tranche_no)
 
 
 @router.post(

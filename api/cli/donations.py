@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated
 
 import typer
 
@@ -17,12 +18,16 @@ from api.cli.common import (
     ReversedOnOpt,
     emit,
     ledger,
+    read_models,
     verb,
+    with_created,
 )
 from api.cli.group import command_group
+from api.reads import donation_row
+from api.views import donation_created, donation_public_out, donation_reversed, refund_created
 from ledger.application import DonorIn
-from ledger.domain.donation import Donation
-from ledger.domain.money import format_amount, parse_amount
+from ledger.domain.common import entity_id
+from ledger.domain.money import parse_amount
 
 donation_app = command_group("Record donations, refund and reverse them.")
 
@@ -89,7 +94,7 @@ def donation_record(
         in_kind=in_kind,
         actor=actor,
     )
-    data = donation_document(recorded.value) | {"created": recorded.created}
+    data = with_created(donation_created(recorded.value), recorded.created)
     emit(fmt, data, verb(recorded.created, "recorded the donation"))
 
 
@@ -108,7 +113,8 @@ def donation_refund(
 ) -> None:
     """Refund part or all of a donation."""
     app = ledger(ctx)
-    currency = app.get_donation(donation_id).currency
+    donation = app.get_donation(donation_id)
+    currency = donation.currency
     recorded = app.refund_donation(
         donation_id=donation_id,
         key=key,
@@ -117,8 +123,9 @@ def donation_refund(
         reason=reason,
         actor=actor,
     )
-    data = donation_document(recorded.value) | {"created": recorded.created}
-    emit(fmt, data, verb(recorded.created, "recorded the refund"))
+    refund_id = str(entity_id(f"{donation.fund_slug}:{donation.id}", "refund", key))
+    refund = refund_created(recorded.value, refund_id=refund_id, reason=reason)
+    emit(fmt, with_created(refund, recorded.created), verb(recorded.created, "recorded the refund"))
 
 
 @donation_app.command("reverse")
@@ -134,31 +141,18 @@ def donation_reverse(
     donation = ledger(ctx).reverse_donation(
         donation_id=donation_id, reason=reason, reversed_on=reversed_on, actor=actor
     )
-    emit(fmt, donation_document(donation), "reversed the donation")
+    with read_models(ctx) as conn:
+        row = donation_row(conn, donation_id)
+    day = row["reversed_on"] or (reversed_on and date.fromisoformat(reversed_on))
+    shown = donation_reversed(donation, reversed_on=day or ledger(ctx).today(), reason=reason)
+    emit(fmt, shown, "reversed the donation")
 
 
 @donation_app.command("show")
 def donation_show(
     ctx: typer.Context, donation_id: DonationIdArg, fmt: FormatOpt = OutputFormat.text
 ) -> None:
-    """Show a donation as the public sees it (no donor details)."""
-    emit(fmt, donation_document(ledger(ctx).get_donation(donation_id)), "donation")
-
-
-def donation_document(donation: Donation) -> dict[str, Any]:
-    """What anyone may see of a donation: the donor only as shown to the public."""
-    currency = donation.currency
-    return {
-        "id": str(donation.id),
-        "fund": donation.fund_slug,
-        "receipt_no": donation.receipt_no,
-        "amount": format_amount(donation.amount_minor, currency=currency),
-        "currency": currency,
-        "received_on": donation.received_on,
-        "channel": donation.channel,
-        "purpose": donation.purpose or None,
-        "donor": donation.donor_public_name,
-        "refunded": format_amount(donation.refunded_minor, currency=currency),
-        "reversed": donation.reversed,
-        "in_kind": donation.in_kind,
-    }
+    """Show a donation as the public sees it (no donor details), from the read models."""
+    with read_models(ctx) as conn:
+        row = donation_row(conn, donation_id)
+    emit(fmt, donation_public_out(row), "donation")

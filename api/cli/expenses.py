@@ -18,9 +18,11 @@ from api.cli.common import (
     emit,
     ledger,
     verb,
+    with_created,
 )
 from api.cli.group import command_group
-from ledger.domain.money import format_amount, parse_amount
+from api.views import expense_created
+from ledger.domain.money import parse_amount
 
 expense_app = command_group("Record and reverse a fund's expenses.")
 
@@ -58,15 +60,20 @@ def expense_record(
         purpose=purpose,
         actor=actor,
     )
-    data = {
-        "id": recorded.value,
-        "fund": fund,
-        "amount": format_amount(amount_minor, currency=currency),
-        "category": category,
-        "purpose": purpose,
-        "created": recorded.created,
-    }
-    emit(fmt, data, verb(recorded.created, "recorded the expense"))
+    expense = expense_created(
+        recorded.value,
+        fund=fund,
+        amount_minor=amount_minor,
+        currency=currency,
+        category=category,
+        paid_on=paid_on,
+        payee=payee,
+        description=description,
+        purpose=purpose,
+    )
+    emit(
+        fmt, with_created(expense, recorded.created), verb(recorded.created, "recorded the expense")
+    )
 
 
 @expense_app.command("reverse")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -16,11 +15,12 @@ from api.cli.common import (
     console,
     emit,
     ledger,
+    read_models,
 )
 from api.cli.group import command_group
+from api.reads import fund_out
+from api.schemas import FiguresOut, FundOut
 from ledger.domain.figures import DERIVED_NAMES, FIGURE_NAMES
-from ledger.domain.fund import UNRESTRICTED, Fund, available_of, on_hand_of
-from ledger.domain.money import format_amount
 
 fund_app = command_group("Open funds, add purposes, close months, show figures.")
 
@@ -80,10 +80,12 @@ def fund_open(
 
 @fund_app.command("show")
 def fund_show(ctx: typer.Context, slug: FundArg, fmt: FormatOpt = OutputFormat.text) -> None:
-    """Show a fund and its figures, per purpose and in total."""
-    fund = ledger(ctx).get_fund(slug)
+    """Show a fund and its figures, per purpose and in total (from the read models, as
+    GET /api/funds/{slug} does)."""
+    with read_models(ctx) as conn:
+        fund = fund_out(conn, slug)
     if fmt is OutputFormat.json:
-        typer.echo(json.dumps(fund_document(fund), ensure_ascii=False, indent=2))
+        emit(fmt, fund, "")
     else:
         print_fund(fund)
 
@@ -116,45 +118,8 @@ def fund_close_period(
 # -- showing a fund --------------------------------------------------------------------------
 
 
-def _money(amount_minor: int, currency: str) -> str:
-    return format_amount(amount_minor, currency=currency)
-
-
-def _figure_strings(figures: dict[str, int], currency: str) -> dict[str, str]:
-    shown = {name: _money(figures[name], currency) for name in FIGURE_NAMES}
-    shown["on_hand"] = _money(on_hand_of(figures), currency)
-    shown["available"] = _money(available_of(figures), currency)
-    return shown
-
-
-def fund_figures(fund: Fund) -> dict[str, Any]:
-    """The fund's figures as decimal strings: ``totals``, ``unrestricted``, ``purposes``."""
-    return {
-        "totals": _figure_strings(fund.totals(), fund.currency),
-        "unrestricted": _figure_strings(fund.figures[UNRESTRICTED], fund.currency),
-        "purposes": {
-            code: _figure_strings(fund.figures[code], fund.currency) for code in fund.purposes
-        },
-    }
-
-
-def fund_document(fund: Fund) -> dict[str, Any]:
-    return {
-        "slug": fund.slug,
-        "name": fund.name,
-        "currency": fund.currency,
-        "description": fund.description,
-        "host": fund.host,
-        "committee": list(fund.committee),
-        "approvals_required": fund.approvals_required,
-        "purposes": [{"code": code, "name": name} for code, name in fund.purposes.items()],
-        "closed_periods": list(fund.closed_periods),
-        "figures": fund_figures(fund),
-    }
-
-
-def print_fund(fund: Fund) -> None:
-    doc = fund_document(fund)
+def print_fund(fund: FundOut) -> None:
+    """The fund and a table of its figures: in total, unrestricted and per purpose."""
     out = console()
     out.print(f"{fund.name} ({fund.slug}) · {fund.currency}")
     out.print(f"host: {fund.host}")
@@ -163,18 +128,16 @@ def print_fund(fund: Fund) -> None:
         f"({fund.approvals_required} approvals commit a grant)"
     )
     out.print(f"closed periods: {', '.join(fund.closed_periods) or '-'}")
-    figures = doc["figures"]
-    columns: list[tuple[str, dict[str, str]]] = [
-        ("total", figures["totals"]),
-        ("unrestricted", figures["unrestricted"]),
+    figures = fund.figures
+    columns: list[tuple[str, FiguresOut]] = [
+        ("total", figures.totals),
+        ("unrestricted", figures.unrestricted),
     ]
-    columns += [
-        (f"{code}\n{name}", figures["purposes"][code]) for code, name in fund.purposes.items()
-    ]
+    columns += [(f"{p.code}\n{p.name}", figures.purposes[p.code]) for p in fund.purposes]
     table = Table(title=f"figures ({fund.currency})", title_justify="left")
     table.add_column("", no_wrap=True)
     for label, _ in columns:
         table.add_column(label, justify="right", overflow="fold")
     for name in (*FIGURE_NAMES, *DERIVED_NAMES):
-        table.add_row(name, *(values[name] for _, values in columns))
+        table.add_row(name, *(getattr(values, name) for _, values in columns))
     out.print(table)

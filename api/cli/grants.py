@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -17,11 +17,14 @@ from api.cli.common import (
     ReversedOnOpt,
     emit,
     ledger,
+    read_models,
     verb,
+    with_created,
 )
 from api.cli.group import command_group
-from ledger.domain.grant import Grant
-from ledger.domain.money import format_amount, parse_amount
+from api.reads import grant_out
+from api.views import disbursement_created, grant_out_from_aggregate
+from ledger.domain.money import parse_amount
 
 grant_app = command_group("Propose, approve, pay and close grants.")
 
@@ -60,7 +63,7 @@ def grant_propose(
         amount_minor=parse_amount(amount, currency=currency),
         actor=actor,
     )
-    data = grant_document(recorded.value) | {"created": recorded.created}
+    data = with_created(grant_out_from_aggregate(recorded.value), recorded.created)
     emit(fmt, data, verb(recorded.created, "proposed the grant"))
 
 
@@ -74,7 +77,7 @@ def grant_approve(
 ) -> None:
     """Approve a grant as a committee member (not its proposer)."""
     grant = ledger(ctx).approve_grant(grant_id=grant_id, note=note, actor=actor)
-    emit(fmt, grant_document(grant), f"approval by {actor} recorded")
+    emit(fmt, grant_out_from_aggregate(grant), f"approval by {actor} recorded")
 
 
 @grant_app.command("reject")
@@ -87,7 +90,7 @@ def grant_reject(
 ) -> None:
     """Reject a proposed grant."""
     grant = ledger(ctx).reject_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_document(grant), "rejected the grant")
+    emit(fmt, grant_out_from_aggregate(grant), "rejected the grant")
 
 
 @grant_app.command("cancel")
@@ -100,7 +103,7 @@ def grant_cancel(
 ) -> None:
     """Cancel a committed grant; what was not paid goes back to the fund."""
     grant = ledger(ctx).cancel_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_document(grant), "cancelled the grant")
+    emit(fmt, grant_out_from_aggregate(grant), "cancelled the grant")
 
 
 @grant_app.command("close")
@@ -113,7 +116,7 @@ def grant_close(
 ) -> None:
     """Close a committed grant; the unspent amount goes back to the fund."""
     grant = ledger(ctx).close_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_document(grant), "closed the grant")
+    emit(fmt, grant_out_from_aggregate(grant), "closed the grant")
 
 
 @grant_app.command("disburse")
@@ -147,10 +150,7 @@ def grant_disburse(
         actor=actor,
     )
     tranche = recorded.value
-    data = grant_document(tranche.grant) | {
-        "tranche_no": tranche.tranche_no,
-        "created": recorded.created,
-    }
+    data = with_created(disbursement_created(tranche.grant, tranche.tranche_no), recorded.created)
     emit(fmt, data, verb(recorded.created, f"paid tranche {tranche.tranche_no}"))
 
 
@@ -172,44 +172,14 @@ def grant_reverse_disbursement(
         reversed_on=reversed_on,
         actor=actor,
     )
-    emit(fmt, grant_document(grant), f"reversed tranche {tranche_no}")
+    emit(fmt, grant_out_from_aggregate(grant), f"reversed tranche {tranche_no}")
 
 
 @grant_app.command("show")
 def grant_show(
     ctx: typer.Context, grant_id: GrantIdArg, fmt: FormatOpt = OutputFormat.text
 ) -> None:
-    """Show a grant with its approvals and tranches."""
-    emit(fmt, grant_document(ledger(ctx).get_grant(grant_id)), "grant")
-
-
-def grant_document(grant: Grant) -> dict[str, Any]:
-    currency = grant.currency
-
-    def money(amount_minor: int) -> str:
-        return format_amount(amount_minor, currency=currency)
-
-    return {
-        "id": str(grant.id),
-        "fund": grant.fund_slug,
-        "title": grant.title,
-        "purpose": grant.purpose or None,
-        "grantee": grant.grantee_name,
-        "status": grant.status,
-        "amount": money(grant.amount_minor),
-        "currency": currency,
-        "disbursed": money(grant.disbursed_minor),
-        "released": money(grant.released_minor),
-        "approvals": [a["member"] for a in grant.approvals],
-        "tranches": [
-            {
-                "no": no,
-                "amount": money(int(t[1])),
-                "paid_on": t[2],
-                "method": t[3],
-                "reference": t[4],
-                "reversed": bool(t[6]),
-            }
-            for no, t in enumerate(grant.tranches, start=1)
-        ],
-    }
+    """Show a grant with its approvals and tranches (from the read models)."""
+    with read_models(ctx) as conn:
+        grant = grant_out(conn, grant_id)
+    emit(fmt, grant, "grant")

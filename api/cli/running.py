@@ -11,8 +11,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import typer
 
-from api.cli.common import prepare_storage, state
+from api.cli.common import prepare_storage, read_models, state
 from api.cli.funds import print_fund
+from api.reads import fund_out
 from api.tokens import TokenStore
 from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.engine.gc import tune_gc_for_server
@@ -94,7 +95,8 @@ def demo(
     _prepare_read_side(current.settings)
     _print_where(current.settings)
     typer.echo()
-    print_fund(ledger.get_fund(DEMO_FUND_SLUG))
+    with read_models(ctx) as conn:
+        print_fund(fund_out(conn, DEMO_FUND_SLUG))
     if no_serve:
         return
     current.close()  # the server opens its own
