@@ -36,12 +36,13 @@ from api.schemas import (
 from api.views import disbursement_created, grant_out_from_aggregate
 from api.writes import Services
 from ledger.domain.errors import LedgerError
+from ledger.domain.grant import TRANCHES_MAX
 from projections.queries import fund_row
 
 router = APIRouter(tags=["grants"])
 
 GrantIdPath = Annotated[str, Path(max_length=64, description="The grant's id")]
-TrancheNoPath = Annotated[int, Path(ge=1, le=1000, description="The tranche's number")]
+TrancheNoPath = Annotated[int, Path(ge=1, le=TRANCHES_MAX, description="The tranche's number")]
 ENDING = problem_responses(401, 403, 404, 409, 413, 422)
 
 
