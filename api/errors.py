@@ -39,9 +39,7 @@ from ledger.domain.errors import (
     NotFound,
     RuleViolated,
 )
-from projections.core import ProjectionError, RebuildSuperseded
-from projections.rebuild import RebuildFailed
-from projections.schema import UnknownProjection
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
 
 log = logging.getLogger(__name__)
 

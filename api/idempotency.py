@@ -19,7 +19,7 @@ from api.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
 from api.limits import IDEMPOTENCY_KEY_LEN_MAX
 from api.tables import api_fund_keys
 from ledger.domain.errors import IdempotencyKeyReused
-from projections.db import write_engine
+from projections.engine.transactions import write_engine
 
 HEADER = "Idempotency-Key"
 

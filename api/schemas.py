@@ -27,7 +27,9 @@ from ledger.domain.common import (
     CODE_RE,
     COMMITTEE_SIZE_MAX,
     NAME_LEN_MAX,
+    PERIOD_RE,
     PURPOSES_MAX,
+    SHA256_HEX_RE,
     SLUG_RE,
     TEXT_LEN_MAX,
 )
@@ -40,7 +42,7 @@ from projections.donations import DONATION_STATUSES
 SLUG_PATTERN = SLUG_RE.pattern
 CODE_PATTERN = CODE_RE.pattern
 AMOUNT_PATTERN = r"^[0-9]{1,18}(?:\.[0-9]{1,18})?$"
-PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+PERIOD_PATTERN = PERIOD_RE.pattern
 
 
 def _iso_date_text(value: Any) -> Any:
@@ -163,7 +165,7 @@ class DisbursementIn(RequestModel):
     paid_on: IsoDate | None = Field(default=None, description="Default: today")
     method: Method
     reference: Annotated[str, StringConstraints(min_length=1, max_length=REFERENCE_LEN_MAX)]
-    evidence_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    evidence_sha256: Annotated[str, StringConstraints(pattern=SHA256_HEX_RE.pattern)] | None = None
 
 
 class ExpenseIn(RequestModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import JSON, Column, MetaData, String, Table
 
 from api.limits import IDEMPOTENCY_KEY_LEN_MAX, TOKEN_NAME_LEN_MAX
-from projections.tables import NAMING_CONVENTION, UtcDateTime
+from projections.columns import NAMING_CONVENTION, UtcDateTime
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

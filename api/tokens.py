@@ -29,7 +29,7 @@ from api.limits import TOKEN_BYTES, TOKEN_CACHE_TTL_S, TOKEN_FUNDS_MAX, TOKEN_NA
 from api.tables import api_tokens, metadata
 from ledger.domain.common import check_slug, check_text
 from ledger.domain.errors import DuplicateCode, InvalidField, NotFound
-from projections.db import write_engine
+from projections.engine.transactions import write_engine
 
 ADMIN = "admin"
 TREASURER = "treasurer"

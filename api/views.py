@@ -183,21 +183,23 @@ def donation_created(donation: Donation) -> DonationCreated:
 
 
 def refund_created(donation: Donation, *, refund_id: str, reason: str) -> RefundCreated:
-    amount_minor, refunded_on, _sha = donation.refunds[refund_id]
+    refund = donation.refunds[refund_id]
     return RefundCreated(
         id=refund_id,
         donation_id=str(donation.id),
         receipt_no=donation.receipt_no,
-        amount=money(int(amount_minor), donation.currency),
+        amount=money(refund.amount_minor, donation.currency),
         currency=donation.currency,
-        refunded_on=refunded_on,
+        refunded_on=refund.refunded_on,  # type: ignore[arg-type]
         reason=reason,
     )
 
 
 def donation_reversed(donation: Donation, *, reversed_on: date, reason: str) -> DonationReversedOut:
     # A reversal takes back what was not refunded; the aggregate counts it as refunded.
-    reversed_minor = donation.refunded_minor - sum(int(r[0]) for r in donation.refunds.values())
+    reversed_minor = donation.refunded_minor - sum(
+        r.amount_minor for r in donation.refunds.values()
+    )
     return DonationReversedOut(
         id=str(donation.id),
         receipt_no=donation.receipt_no,
@@ -280,12 +282,12 @@ def grant_out_from_aggregate(grant: Grant) -> GrantOut:
         tranches=[
             TrancheOut(
                 no=no,
-                amount=money(int(t[1]), currency),
-                paid_on=date.fromisoformat(t[2]),
-                method=t[3],
-                reference=t[4],
-                evidence_sha256=t[5],
-                reversed=bool(t[6]),
+                amount=money(t.amount_minor, currency),
+                paid_on=date.fromisoformat(t.paid_on),
+                method=t.method,
+                reference=t.reference,
+                evidence_sha256=t.evidence_sha256,
+                reversed=t.reversed,
             )
             for no, t in enumerate(grant.tranches, start=1)
         ],
@@ -293,16 +295,16 @@ def grant_out_from_aggregate(grant: Grant) -> GrantOut:
 
 
 def disbursement_created(grant: Grant, tranche_no: int) -> DisbursementCreated:
-    row = grant.tranches[tranche_no - 1]
+    paid = grant.tranche(tranche_no)
     return DisbursementCreated(
         grant_id=str(grant.id),
         tranche_no=tranche_no,
-        amount=money(int(row[1]), grant.currency),
+        amount=money(paid.amount_minor, grant.currency),
         currency=grant.currency,
-        paid_on=row[2],
-        method=row[3],
-        reference=row[4],
-        evidence_sha256=row[5],
+        paid_on=paid.paid_on,  # type: ignore[arg-type]
+        method=paid.method,
+        reference=paid.reference,
+        evidence_sha256=paid.evidence_sha256,
     )
 
 

@@ -2,8 +2,8 @@
 projection runner and the token store, opened together and closed together.
 
 ``Services.open(settings)`` makes them (the FastAPI lifespan does, or a test passes its own).
-After a write, ``settled()`` waits — bounded — until the read models hold it, so that the
-client reads its own writes.
+After a write, ``wait_until_projected()`` waits — bounded — until the read models hold it,
+so that the client reads its own writes.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from ledger.privacy import PersonalData
 from ledger.settings import Settings
 from projections.db import make_engine
 from projections.queries import fund_row
+from projections.registry import ensure_schema
 from projections.runner import ProjectionRunner
-from projections.schema import ensure_schema
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ class Services:
                 runner.start()
                 # The thread that made a batch durable projects it before its commands
                 # return: they then find their writes in the read models at once.
-                ledger.after_write.append(runner.project_through)
+                ledger.after_write.append(runner.project_up_to)
         except BaseException:
             if engine is not None:
                 engine.dispose()
@@ -115,7 +115,7 @@ class Services:
         self._executor.shutdown(wait=True)
         self.ledger.batcher.stop_writer()
         with contextlib.suppress(ValueError):
-            self.ledger.after_write.remove(self.runner.project_through)
+            self.ledger.after_write.remove(self.runner.project_up_to)
         if self._owns_runner:
             self.runner.stop()
         if self._owns_engine:
@@ -172,7 +172,7 @@ class Services:
         if position is None or position == before:
             # It wrote nothing new (a retry): its original write may be very recent.
             position = self.ledger.recorder.max_notification_id()
-        self.settle(position)
+        self.wait_until_projected(position)
         return result
 
     async def write_async(self, command: Callable[[], T]) -> T:
@@ -188,10 +188,10 @@ class Services:
         if position is None:
             position = ledger.recorder.max_notification_id()
         if position and not self.runner.wait_for(position, timeout_s=0):
-            await self.run(functools.partial(self.settle, position))
+            await self.run(functools.partial(self.wait_until_projected, position))
         return result
 
-    def settle(self, position: int | None) -> bool:
+    def wait_until_projected(self, position: int | None) -> bool:
         if self.runner.wait_for(position, timeout_s=self.write_timeout_s, project=True):
             return True
         log.warning(

@@ -229,7 +229,7 @@ class Generator:
         return None
 
     def reverse_expense(self, state: FundState) -> None:
-        open_ids = [x for x in state.expenses if not state.fund.expenses[x][3]]
+        open_ids = [x for x in state.expenses if not state.fund.expenses[x].reversed]
         if not open_ids:
             return self.expense(state)
         state.fund.reverse_expense(

@@ -13,8 +13,8 @@ The usual entry points::
 rebuild``, in ``api.cli.projections``, runs it). Nothing happens at import time.
 """
 
-from projections.core import InvariantBroken, ProjectionError
 from projections.db import make_engine
+from projections.errors import InvariantBroken, ProjectionError
 from projections.queries import (
     Figures,
     FundFigures,
@@ -23,9 +23,10 @@ from projections.queries import (
     fund_figures,
 )
 from projections.rebuild import RebuildResult
+from projections.registry import PROJECTION_NAMES, ensure_schema
 from projections.reports import build_report, export_csv, iter_csv
-from projections.runner import ProjectionRunner, ProjectionStatus, projection_status
-from projections.schema import PROJECTION_NAMES, ensure_schema
+from projections.runner import ProjectionRunner
+from projections.status import ProjectionStatus, projection_status
 
 __all__ = [
     "PROJECTION_NAMES",

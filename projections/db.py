@@ -28,6 +28,7 @@ from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import InvalidInput
 from ledger.settings import Settings
 from ledger.store import StoreUrl, parse_url, sqlite_write_lock
+from projections.engine.transactions import WRITE_OPTION
 
 SQLITE_BUSY_TIMEOUT_S = 30
 SQLITE_CACHE_KIB = 65_536  # per connection: index pages of large read models stay in memory
@@ -37,7 +38,6 @@ SQLITE_CACHE_KIB = 65_536  # per connection: index pages of large read models st
 # page of the old tables.) The event store's own connections keep ``ON``: a deleted donor
 # key must not stay in the file.
 SQLITE_SECURE_DELETE = "FAST"
-WRITE_OPTION = "ledger_projection_write"
 _HELD_KEY = "ledger_write_locks_held"
 
 
@@ -100,11 +100,6 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
         )
     _STORES[engine] = store
     return engine
-
-
-def write_engine(engine: Engine) -> Engine:
-    """The same engine, with transactions that take the write lock first on SQLite."""
-    return engine.execution_options(**{WRITE_OPTION: True})
 
 
 def _sqlite_transactions(engine: Engine, path: str) -> None:

@@ -14,7 +14,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from projections import topics as t
-from projections.core import InvariantBroken, Projection
+from projections.errors import InvariantBroken
+from projections.projection import Projection
 from projections.tables import Tables
 
 RECEIVED = "received"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from projections import topics as t
-from projections.core import Projection
+from projections.projection import Projection
 from projections.tables import FLOW_COLUMNS, Tables
 
 FLOW_OF: dict[str, tuple[str, int]] = {

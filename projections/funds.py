@@ -15,7 +15,8 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from projections import topics as t
-from projections.core import InvariantBroken, Projection, Row
+from projections.errors import InvariantBroken
+from projections.projection import Projection, Row
 from projections.tables import FIGURE_COLUMNS, Tables
 
 UNRESTRICTED = ""

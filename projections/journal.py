@@ -19,7 +19,8 @@ from typing import Any, ClassVar
 from sqlalchemy import select
 
 from projections import topics as t
-from projections.core import InvariantBroken, Projection
+from projections.errors import InvariantBroken
+from projections.projection import Projection
 from projections.tables import Tables
 
 LOOKUPS_CACHED_MAX = 200_000

@@ -27,7 +27,8 @@ from sqlalchemy import Connection, func, select
 
 from ledger.domain.common import fund_id as fund_id_of
 from ledger.domain.errors import FundNotFound
-from ledger.domain.fund import EXPENSE_CATEGORIES, Fund
+from ledger.domain.figures import EXPENSE_CATEGORIES
+from ledger.domain.fund import Fund
 from projections.tables import LIVE
 
 UNRESTRICTED = ""
@@ -227,10 +228,10 @@ def figures_known_at_replay(app: Application[Any], slug: str, instant: datetime)
     if not isinstance(fund, Fund):
         raise FundNotFound(f"no fund {slug}", fund=slug)
     by_category: dict[str, dict[str, int]] = {}
-    for amount, purpose, category, reversed_, _sha in fund.expenses.values():
-        if not reversed_:
-            cats = by_category.setdefault(purpose, {})
-            cats[category] = cats.get(category, 0) + int(amount)
+    for expense in fund.expenses.values():
+        if not expense.reversed:
+            cats = by_category.setdefault(expense.purpose, {})
+            cats[expense.category] = cats.get(expense.category, 0) + expense.amount_minor
     per_purpose = {
         code: Figures.from_sums(f, by_category.get(code, {}))
         for code, f in sorted(fund.figures.items())

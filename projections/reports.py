@@ -30,10 +30,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from ledger.domain.errors import InvalidField
-from ledger.domain.fund import EXPENSE_CATEGORIES
+from ledger.domain.figures import EXPENSE_CATEGORIES
 from ledger.domain.money import format_amount
 from projections.queries import Figures, FundFigures, figures_as_of, fund_row, purpose_names
-from projections.tables import LIVE, projection_state
+from projections.tables import LIVE
+from projections.tracking import projection_state
 
 BOM = "\ufeff"
 EXPORT_KINDS = ("donations", "grants", "disbursements", "expenses", "journal")

@@ -2,8 +2,8 @@
 
 - Wakes on news: on SQLite it polls (``poll_interval_s``); on PostgreSQL it LISTENs on the
   library's channel (the events table's name, ``ledger_events``) and still polls every
-  ``safety_poll_s``, so a lost NOTIFY cannot stall it. ``wake()`` and ``wait_for()`` poke
-  it at once.
+  ``safety_poll_s``, so a lost NOTIFY cannot stall it (``projections.engine.listener``).
+  ``wait_for()`` pokes it at once.
 - On PostgreSQL one runner per schema works (a session advisory lock); the others stand by
   and take over when it goes. On SQLite several runners are safe (the position is read
   under the write lock) but pointless.
@@ -14,6 +14,8 @@
   busy or gone is retried without limit (backoff capped at ``backoff_s_max``).
 - Before it starts, a projection whose tables were made by another version of the code is
   rebuilt (``projections.rebuild``).
+- It feeds the registry's projections (``projections.registry.PROJECTIONS``), or the list
+  it is given.
 
 ``wait_for(position, timeout_s)`` blocks, bounded, until every projection has processed
 the log up to ``position``: the API calls it after a write so that a client reads its own
@@ -22,25 +24,27 @@ writes.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
 from eventsourcing.application import Application
-from psycopg import sql
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from projections.core import BATCH_EVENTS_MAX, Projection, ProjectionError, Projector
 from projections.db import psycopg_conninfo, store_of
+from projections.engine.listener import Listener
+from projections.engine.projector import BATCH_EVENTS_MAX, Projector
+from projections.errors import ProjectionError
+from projections.projection import Projection
 from projections.rebuild import rebuild
-from projections.schema import ensure_schema, projection_classes, read_states, stale_projections
+from projections.registry import PROJECTIONS, ensure_schema, projection_classes, stale_projections
+from projections.status import Failure, ProjectionStatus, projection_status
 from projections.tables import LIVE
 
 log = logging.getLogger(__name__)
@@ -58,62 +62,6 @@ BACKOFF_S_MAX = 30.0
 LIVE_BATCH_EVENTS = 1_000
 WAIT_FOR_TIMEOUT_S_MAX = 60.0
 STOP_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    name: str
-    position: int  # the notification id it failed on
-    error: str
-    attempts: int
-    transient: bool
-
-
-@dataclass(frozen=True, slots=True)
-class ProjectionStatus:
-    name: str
-    version: int  # of the code
-    tables_version: int | None  # of the code that made the live tables
-    position: int
-    head: int
-    generation: int
-    rebuilding: bool
-    build_position: int | None
-    failure: Failure | None = None
-
-    @property
-    def lag(self) -> int:
-        return max(0, self.head - self.position)
-
-    @property
-    def stale(self) -> bool:
-        return self.tables_version != self.version
-
-
-def projection_status(
-    app: Application[Any], engine: Engine, failures: dict[str, Failure] | None = None
-) -> list[ProjectionStatus]:
-    """Position, lag and version of every projection, from the database."""
-    head = app.recorder.max_notification_id() or 0
-    with engine.connect() as conn:
-        states = read_states(conn)
-    out = []
-    for cls in projection_classes():
-        state = states.get(cls.name, {})
-        out.append(
-            ProjectionStatus(
-                name=cls.name,
-                version=cls.version,
-                tables_version=state.get("version"),
-                position=int(state.get("position") or 0),
-                head=head,
-                generation=int(state.get("generation") or 0),
-                rebuilding=state.get("build_generation") is not None,
-                build_position=state.get("build_position"),
-                failure=(failures or {}).get(cls.name),
-            )
-        )
-    return out
 
 
 def backoff_s(attempt: int, *, first_s: float = BACKOFF_S_FIRST) -> float:
@@ -138,6 +86,7 @@ class ProjectionRunner:
         engine: Engine,
         *,
         names: Iterable[str] | None = None,
+        projections: Sequence[type[Projection]] = PROJECTIONS,
         poll_interval_s: float = POLL_INTERVAL_S,
         coalesce_s: float = COALESCE_S,
         safety_poll_s: float = SAFETY_POLL_S,
@@ -151,7 +100,7 @@ class ProjectionRunner:
             raise ValueError(f"batch_size must be 1..{BATCH_EVENTS_MAX}")
         self.app = app
         self.engine = engine
-        self.classes = projection_classes(names)
+        self.classes = projection_classes(names, among=projections)
         self.projections: list[Projection] = [cls(LIVE) for cls in self.classes]
         self.projector = Projector(app, engine, self.projections)
         self.poll_interval_s = poll_interval_s
@@ -179,7 +128,7 @@ class ProjectionRunner:
         # own write (``wait_for(project=True)``). The projector is driven by one at a time.
         self._step_lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._listener: _Listener | None = None
+        self._listener: Listener | None = None
         self.active = False  # holds the work (PostgreSQL: the advisory lock)
         self.error: BaseException | None = None  # what ended the thread, if anything
 
@@ -219,10 +168,6 @@ class ProjectionRunner:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    def wake(self) -> None:
-        """Look for new events now (say, right after a write in this process)."""
-        self._wake.set()
-
     # -- reading -----------------------------------------------------------------------------
 
     def positions(self) -> dict[str, int]:
@@ -236,7 +181,7 @@ class ProjectionRunner:
         return {name: max(0, head - pos) for name, pos in self.positions().items()}
 
     def status(self) -> list[ProjectionStatus]:
-        return projection_status(self.app, self.engine, self.failures)
+        return projection_status(self.app, self.engine, self.failures, projections=self.classes)
 
     def wait_for(
         self, position: int | None, timeout_s: float = 5.0, *, project: bool = False
@@ -287,9 +232,9 @@ class ProjectionRunner:
                 return False
             time.sleep(min(remaining, self.poll_interval_s))
 
-    def project_through(self, position: int, timeout_s: float = 5.0) -> None:
+    def project_up_to(self, position: int, timeout_s: float = 5.0) -> None:
         """If this runner does the work in this process, apply batches in the calling
-        thread until ``position`` is projected (after a batch that found nothing, or a
+        thread until ``position`` (included) is projected (after a batch that found nothing, or a
         failure, it stops: the runner's thread takes over). Otherwise return at once."""
         deadline = time.monotonic() + min(timeout_s, WAIT_FOR_TIMEOUT_S_MAX)
         while True:
@@ -408,10 +353,10 @@ class ProjectionRunner:
     def _rebuild_stale(self) -> None:
         if not self.rebuild_stale:
             return
-        stale = stale_projections(self.engine, [c.name for c in self.classes])
+        stale = stale_projections(self.engine, self.classes)
         if stale:
             log.warning("rebuilding %s: their tables were made by another version", stale)
-            rebuild(self.app, self.engine, stale)
+            rebuild(self.app, self.engine, stale, projections=self.classes)
 
     def _step(self) -> bool:
         """One batch; True if there may be more right away."""
@@ -526,7 +471,7 @@ class ProjectionRunner:
         if not self.is_postgres:
             self.active = True
         else:
-            listener = self._listener or _Listener.connect(self.app, self.engine)
+            listener = self._listener or self._listen()
             if listener is None:
                 self._stopping.wait(self.safety_poll_s)
                 return False
@@ -542,51 +487,18 @@ class ProjectionRunner:
         self._rebuild_stale()
         return True
 
+    def _listen(self) -> Listener | None:
+        store = store_of(self.engine)
+        if store is None:
+            log.error("the engine does not come from make_engine(): polling only")
+            return None
+        return Listener.connect(
+            psycopg_conninfo(store),
+            channel=getattr(self.app.recorder, "channel_name", "ledger_events"),
+            lock_key=f"ledger-projector:{store.dbname}:{store.schema}",
+        )
+
     def _release_work(self) -> None:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
-
-
-class _Listener:
-    """A psycopg connection that LISTENs on the events table's channel and holds the
-    projector's advisory lock."""
-
-    def __init__(self, conn: psycopg.Connection[Any], lock_key: str) -> None:
-        self.conn = conn
-        self.lock_key = lock_key
-        self.locked = False
-
-    @classmethod
-    def connect(cls, app: Application[Any], engine: Engine) -> _Listener | None:
-        store = store_of(engine)
-        if store is None:
-            log.error("the engine does not come from make_engine(): polling only")
-            return None
-        channel = getattr(app.recorder, "channel_name", "ledger_events")
-        try:
-            conn = psycopg.connect(psycopg_conninfo(store), autocommit=True, connect_timeout=10)
-            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-        except psycopg.Error as e:
-            log.error("cannot LISTEN for new events (polling instead): %r", e)
-            return None
-        return cls(conn, f"ledger-projector:{store.dbname}:{store.schema}")
-
-    def try_lock(self) -> bool:
-        if not self.locked:
-            row = self.conn.execute(
-                "SELECT pg_try_advisory_lock(hashtext(%s))", (self.lock_key,)
-            ).fetchone()
-            self.locked = bool(row and row[0])
-        return self.locked
-
-    def wait(self, timeout_s: float) -> bool:
-        """True if a notification came within ``timeout_s``; raises ``psycopg.Error`` if
-        the connection failed (the lock is then gone too)."""
-        for _ in self.conn.notifies(timeout=timeout_s, stop_after=1):
-            return True
-        return False
-
-    def close(self) -> None:
-        with contextlib.suppress(psycopg.Error):
-            self.conn.close()

@@ -8,14 +8,13 @@ below) have no suffix; a rebuild fills a fresh set named ``rm_x__g<generation>``
 renames it over the live one. Index and key names carry the table's name (naming
 convention), so every generation's names are unique in the database.
 
-``rm_projections`` (the tracking table: one row per projection, its position, version and
-generation) is not rebuilt.
+The column types are in ``projections.columns``; the tracking table (``rm_projections``,
+never rebuilt) in ``projections.tracking``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -23,9 +22,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    Date,
-    DateTime,
-    Dialect,
     Index,
     Integer,
     MetaData,
@@ -33,13 +29,8 @@ from sqlalchemy import (
     Table,
     Text,
 )
-from sqlalchemy.types import TypeDecorator, TypeEngine
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from projections.columns import NAMING_CONVENTION, IsoDate, UtcDateTime, money
 
 ID = 36  # a UUID's text form
 # ``Index.info`` key: a rebuild builds this index after loading the rows, not while.
@@ -48,75 +39,6 @@ SLUG = 40
 CODE = 32
 NAME = 200
 SHORT = 32
-
-
-class IsoDate(TypeDecorator[date]):
-    """A business date: ``DATE`` on PostgreSQL, ``YYYY-MM-DD`` text on SQLite (which sorts
-    and compares like a date). Accepts ``date`` or ISO text; returns ``date``."""
-
-    impl = Date
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(10))
-        return dialect.type_descriptor(Date())
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if dialect.name == "sqlite":
-            return value if isinstance(value, str) else value.isoformat()
-        return date.fromisoformat(value) if isinstance(value, str) else value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> date | None:
-        if value is None or isinstance(value, date):
-            return value
-        return date.fromisoformat(value)
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """An instant: ``timestamptz`` on PostgreSQL, fixed-width UTC ISO text on SQLite (which
-    sorts and compares like the instant). Accepts aware datetimes; returns aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "sqlite":
-            return dialect.type_descriptor(String(32))
-        return dialect.type_descriptor(DateTime(timezone=True))
-
-    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
-        if dialect.name == "sqlite":
-            return sqlite_instant(value)
-        if value is not None and value.tzinfo is None:
-            raise ValueError(f"an instant must be timezone-aware, not {value!r}")
-        return value
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            return datetime.fromisoformat(value).replace(tzinfo=UTC)
-        instant: datetime = value
-        return instant.astimezone(UTC) if instant.tzinfo else instant.replace(tzinfo=UTC)
-
-
-def sqlite_instant(value: Any) -> Any:
-    """An aware datetime as SQLite keeps it: UTC, ``YYYY-MM-DD HH:MM:SS.ffffff`` (fixed
-    width, so text order is time order). Text (already stored form) and None pass."""
-    if value is None or isinstance(value, str):
-        return value
-    if value.tzinfo is UTC:  # the usual case, made quick
-        return value.isoformat(" ", "microseconds")[:26]
-    if value.tzinfo is None:
-        raise ValueError(f"an instant must be timezone-aware, not {value!r}")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def money(name: str, **kwargs: Any) -> Column[int]:
-    return Column(name, BigInteger, nullable=False, default=0, **kwargs)
 
 
 FIGURE_COLUMNS = (
@@ -370,23 +292,7 @@ def make_tables(suffix: str = "") -> Tables:
     )
 
 
-def make_state_table(metadata: MetaData) -> Table:
-    return Table(
-        "rm_projections",
-        metadata,
-        Column("name", String(SHORT), primary_key=True),
-        Column("version", Integer, nullable=False),
-        Column("generation", Integer, nullable=False),
-        Column("position", BigInteger, nullable=False),  # last notification id processed
-        Column("build_generation", Integer),  # a rebuild in progress
-        Column("build_version", Integer),
-        Column("build_position", BigInteger),
-    )
-
-
 LIVE = make_tables()
-STATE_METADATA = MetaData(naming_convention=NAMING_CONVENTION)
-projection_state = make_state_table(STATE_METADATA)
 
 funds = LIVE.funds
 fund_purposes = LIVE.fund_purposes

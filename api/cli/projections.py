@@ -29,11 +29,11 @@ from sqlalchemy import Engine
 from api.cli.group import command_group
 from ledger.application import LedgerApp
 from ledger.settings import get_settings
-from projections.core import ProjectionError, RebuildSuperseded
 from projections.db import open_store
-from projections.rebuild import REBUILD_BATCH_EVENTS, RebuildFailed, rebuild
-from projections.runner import projection_status
-from projections.schema import PROJECTION_NAMES, ensure_schema
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded
+from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
+from projections.registry import PROJECTION_NAMES, ensure_schema
+from projections.status import projection_status
 
 projections_app = command_group(
     "Read models: where they are in the event log, and rebuilding them."

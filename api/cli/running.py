@@ -20,7 +20,7 @@ from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings
 from ledger.store import parse_url
 from projections.db import make_engine
-from projections.schema import ensure_schema
+from projections.registry import ensure_schema
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000

@@ -29,6 +29,7 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import JSONTranscoder
 
 from ledger.domain.common import (
     check_date,
@@ -38,7 +39,7 @@ from ledger.domain.common import (
     fingerprint,
     fund_id,
 )
-from ledger.domain.donation import Donation, check_in_kind, public_name_for
+from ledger.domain.donation import Donation, Refund, check_in_kind, public_name_for
 from ledger.domain.errors import (
     Conflict,
     DateInFuture,
@@ -51,15 +52,18 @@ from ledger.domain.errors import (
     InvalidInput,
     LedgerError,
 )
-from ledger.domain.fund import Fund
-from ledger.domain.grant import Grant
+from ledger.domain.fund import Expense, Fund
+from ledger.domain.grant import Grant, Tranche
 from ledger.engine.commands import CommandRuntime, command, replay
+from ledger.engine.transcoder import RecordAsDict
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
 from ledger.settings import Settings
 from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
 
 SNAPSHOT_INTERVAL_FUND = 500
 SNAPSHOT_INTERVAL_OTHER = 100
+# The records aggregate state holds, by the name their snapshots tag them with.
+RECORDS: dict[type[Any], str] = {Tranche: "tranche", Expense: "expense", Refund: "refund"}
 
 A = TypeVar("A")
 
@@ -81,9 +85,15 @@ class DonorIn:
 
 
 @dataclass(frozen=True, slots=True)
-class Tranche:
+class Disbursement:
+    """The result of ``disburse``: the grant and the number of the tranche paid."""
+
     grant: Grant
     tranche_no: int
+
+    @property
+    def tranche(self) -> Tranche:
+        return self.grant.tranche(self.tranche_no)
 
 
 def _s(uuid: UUID) -> str:
@@ -121,6 +131,11 @@ class LedgerApp(CommandRuntime):
         library_env["AGGREGATE_CACHE_FASTFORWARD"] = "n"
         library_env.update(env or {})
         super().__init__(env=library_env)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for record_type, name in RECORDS.items():
+            transcoder.register(RecordAsDict(record_type, name))
 
     def too_many_conflicts(self, attempts: int) -> Exception:
         return Conflict(
@@ -421,7 +436,7 @@ class LedgerApp(CommandRuntime):
         donation = self._donation(donation_id)
         refund_id = _s(entity_id(f"{donation.fund_slug}:{donation.id}", "refund", key))
         if refund_id in donation.refunds:
-            if donation.refunds[refund_id][2] != request:
+            if donation.refunds[refund_id].request_sha256 != request:
                 raise IdempotencyKeyReused(
                     "this idempotency key recorded a different refund", id=refund_id
                 )
@@ -611,7 +626,7 @@ class LedgerApp(CommandRuntime):
         reference: str,
         evidence_sha256: str | None = None,
         actor: str,
-    ) -> Recorded[Tranche]:
+    ) -> Recorded[Disbursement]:
         request = fingerprint(
             kind="disbursement",
             grant=str(grant_id),
@@ -626,11 +641,11 @@ class LedgerApp(CommandRuntime):
         tranche_id = _s(entity_id(f"{grant.fund_slug}:{grant.id}", "disbursement", key))
         existing_no = grant.tranche_no_of(tranche_id)
         if existing_no is not None:
-            if grant.tranches[existing_no - 1][7] != request:
+            if grant.tranche(existing_no).request_sha256 != request:
                 raise IdempotencyKeyReused(
                     "this idempotency key recorded a different disbursement", id=tranche_id
                 )
-            return Recorded(Tranche(grant, existing_no), created=False)
+            return Recorded(Disbursement(grant, existing_no), created=False)
         day = self._business_date("paid_on", paid_on)
         fund = self._fund_by_id(grant.fund_id)
         tranche_no = grant.disburse(
@@ -652,7 +667,7 @@ class LedgerApp(CommandRuntime):
             actor=actor,
         )
         self.save(grant, fund)
-        return Recorded(Tranche(grant, tranche_no), created=True)
+        return Recorded(Disbursement(grant, tranche_no), created=True)
 
     @command
     def reverse_disbursement(
@@ -719,7 +734,7 @@ class LedgerApp(CommandRuntime):
 
         fund = self._fund(slug)
         if expense_id in fund.expenses:
-            if fund.expenses[expense_id][4] != request:
+            if fund.expenses[expense_id].request_sha256 != request:
                 raise IdempotencyKeyReused(
                     "this idempotency key recorded a different expense", id=expense_id
                 )

@@ -198,13 +198,13 @@ def test_a_long_grant_history_is_snapshotted_and_loads_in_a_new_app(
 
 
 def test_a_snapshot_is_written_only_with_the_events_it_sums_up(
-    make_app: Any, sqlite_url: str, sqlite_path: Path, open_tea: Any, monkeypatch: Any
+    make_app: Any, make_failing_app: Any, sqlite_url: str, sqlite_path: Path, open_tea: Any
 ) -> None:
     """The snapshot is taken from the live fund when a save reaches the interval, and
     written once that save is durable: a failed write leaves no snapshot behind."""
     from eventsourcing.persistence import OperationalError
 
-    app = make_app(sqlite_url)
+    app = make_failing_app(sqlite_url)
     open_tea(app)
 
     def donate(key: str) -> Any:
@@ -224,16 +224,11 @@ def test_a_snapshot_is_written_only_with_the_events_it_sums_up(
             ).fetchall()
         return [r[0] for r in rows]
 
-    put = app.events.put
-
-    def failing_put(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError("disk I/O error")
-
-    monkeypatch.setattr(app.events, "put", failing_put)
+    app.events.failure = OperationalError("disk I/O error")
     with pytest.raises(OperationalError):
         donate("lost")
     assert snapshot_versions() == []
-    monkeypatch.setattr(app.events, "put", put)
+    app.events.failure = None
 
     donate("kept")
     assert snapshot_versions() == [SNAPSHOT_INTERVAL_FUND]

@@ -867,7 +867,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 g.released,
             )
             assert 0 <= grant.disbursed_minor <= grant.committed_minor
-            assert [[t[1], t[6]] for t in grant.tranches] == g.tranches
+            assert [[t.amount_minor, int(t.reversed)] for t in grant.tranches] == g.tranches
         for d in self.donations.values():
             donation = self.app.get_donation(d.id)
             assert (donation.refunded_minor, donation.reversed) == (d.refunded, d.reversed)

@@ -20,9 +20,7 @@ from api import errors as e
 from api.cli import app as cli_app
 from api.cli.group import LedgerGroup, command_group
 from ledger.domain import errors as d
-from projections.core import ProjectionError, RebuildSuperseded
-from projections.rebuild import RebuildFailed
-from projections.schema import UnknownProjection
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
 
 # class -> (HTTP status, problem type, exit code)
 EXPECTED: dict[type[Exception], tuple[int, str, int]] = {

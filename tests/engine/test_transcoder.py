@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID
@@ -17,7 +18,7 @@ from eventsourcing.persistence import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.engine.transcoder import LedgerTranscoder
+from ledger.engine.transcoder import LedgerTranscoder, RecordAsDict
 
 
 def transcoders() -> tuple[LedgerTranscoder, JSONTranscoder]:
@@ -86,3 +87,32 @@ def test_unregistered_types_are_refused_like_the_library_does() -> None:
         for transcoder in (OURS, THEIRS):
             with pytest.raises(TranscodingNotRegisteredError):
                 transcoder.encode({"v": value})
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    amount_minor: int
+    paid_on: str
+    note: str | None
+    reversed: bool
+
+
+def test_a_record_is_written_as_its_fields_and_read_back_as_itself() -> None:
+    ours, theirs = transcoders()
+    for t in (ours, theirs):
+        t.register(RecordAsDict(_Record, "record"))
+    state = {
+        "records": [_Record(100, "2026-11-27", "茶", False)],
+        "by_id": {"a": _Record(1, "", None, True)},
+    }
+
+    encoded = ours.encode(state)
+
+    assert encoded == theirs.encode(state)
+    assert b'{"_type_":"record","_data_":{"amount_minor":100,' in encoded
+    assert ours.decode(encoded) == state
+
+
+def test_only_a_dataclass_has_a_record_transcoding() -> None:
+    with pytest.raises(TypeError):
+        RecordAsDict(dict, "dict")

@@ -8,8 +8,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
-from test_projections_support import (  # type: ignore[import-not-found]
+from read_models_support import (  # type: ignore[import-not-found]
     TEA,
     db_url,
     engine,
@@ -17,6 +16,7 @@ from test_projections_support import (  # type: ignore[import-not-found]
     new_history,
     open_tea,
 )
+from sqlalchemy import Engine
 
 from ledger.application import DonorIn
 from ledger.domain.errors import FundNotFound, PeriodClosed

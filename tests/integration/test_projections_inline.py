@@ -12,14 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine
-from test_projections_support import (  # type: ignore[import-not-found]
+from read_models_support import (  # type: ignore[import-not-found]
     TEA,
     db_url,
     dump,
     engine,
     new_history,
 )
+from sqlalchemy import Engine
 
 from api.writes import Services
 from ledger.application import DonorIn
@@ -70,7 +70,7 @@ def donate(app: Any, key: str, amount_minor: int = 1_000) -> int:
     return int(position)
 
 
-def test_project_through_applies_the_batch_in_the_calling_thread(
+def test_project_up_to_applies_the_batch_in_the_calling_thread(
     make_app: Any, db_url: str, engine: Engine
 ) -> None:
     app = make_app(db_url)
@@ -80,7 +80,7 @@ def test_project_through_applies_the_batch_in_the_calling_thread(
         position = donate(app, "inline-1")
         if not db_url.startswith("postgresql"):  # (there, NOTIFY wakes the runner's thread)
             assert min(runner.positions().values()) < position  # nobody projected it yet
-        runner.project_through(position, timeout_s=10)
+        runner.project_up_to(position, timeout_s=10)
         assert min(runner.positions().values()) >= position
     finally:
         runner.stop()
@@ -112,7 +112,7 @@ def test_the_api_services_project_each_batch_before_its_commands_return(
     services = Services.open(settings_for(db_url, tmp_path), app=app)
     try:
         runner = services.runner
-        assert runner.project_through in app.after_write
+        assert runner.project_up_to in app.after_write
         assert runner.wait_for(app.recorder.max_notification_id(), timeout_s=30)
         awake = keep_asleep(runner)
         positions: list[int] = []
@@ -140,7 +140,7 @@ def test_the_api_services_project_each_batch_before_its_commands_return(
         assert dump(engine) == live  # what was projected inline equals a rebuild
     finally:
         services.close()
-    assert runner.project_through not in app.after_write  # closed: no longer called
+    assert runner.project_up_to not in app.after_write  # closed: no longer called
 
 
 def test_write_async_retries_a_conflict_with_another_process(

@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
-from test_projections_support import (  # type: ignore[import-not-found]
+from read_models_support import (  # type: ignore[import-not-found]
     TEA,
     db_url,
     dump,
@@ -20,13 +19,13 @@ from test_projections_support import (  # type: ignore[import-not-found]
     new_history,
     open_tea,
 )
+from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from api.cli.projections import projections_app
 from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
-from projections.core import ProjectionError, Projector
 from projections.db import make_engine
 from projections.queries import figures_as_of
 from projections.reports import BOM, administration_share, build_report, export_csv
@@ -251,22 +250,26 @@ def test_cli_status_and_rebuild(
         assert "journal" in after.output
         assert "ok" in after.output
 
-        # A failure: one line, exit status 1, the read models as they were.
+        # A failure: one line, exit status 1, the read models as they were. The database
+        # refuses the journal's build position (a trigger), as a full disk would.
         engine = make_engine(sqlite_url)
         before_failure = dump(engine)
-        with monkeypatch.context() as m:
-
-            def failing(self: Any, events: Any, *, after: int) -> None:
-                raise ProjectionError("journal", events[0][0], RuntimeError("the disk is full"))
-
-            m.setattr(Projector, "process_decoded", failing)
-            failed = cli.invoke(projections_app, ["rebuild"])
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "CREATE TRIGGER full_disk BEFORE UPDATE OF build_position ON rm_projections "
+                "WHEN NEW.name = 'journal' AND NEW.build_position > 0 "
+                "BEGIN SELECT RAISE(ABORT, 'the disk is full'); END"
+            )
+        failed = cli.invoke(projections_app, ["rebuild"])
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP TRIGGER full_disk")
         assert failed.exit_code == 1
         said = " ".join(failed.output.split())  # (the console wraps long lines)
         assert (
             "error: the rebuild failed, the read models are as before: projection 'journal' "
-            "failed at notification 1: RuntimeError('the disk is full')"
+            f"failed at notification {head}: IntegrityError("
         ) in said
+        assert "the disk is full" in said
         assert "Traceback" not in failed.output
         assert dump(engine) == before_failure
         engine.dispose()

@@ -9,7 +9,8 @@ from pathlib import Path
 from sqlalchemy import text
 
 from ledger.store import sqlite_write_lock
-from projections.db import make_engine, write_engine
+from projections.db import make_engine
+from projections.engine.transactions import write_engine
 
 
 def test_one_lock_per_file_whatever_the_spelling_of_its_path(tmp_path: Path) -> None:

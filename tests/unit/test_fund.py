@@ -39,7 +39,8 @@ from ledger.domain.errors import (
     UnknownCurrency,
     UnknownPurpose,
 )
-from ledger.domain.fund import UNRESTRICTED, Fund
+from ledger.domain.figures import UNRESTRICTED
+from ledger.domain.fund import Fund
 from ledger.domain.grant import COMMITTED, Grant
 
 ACTOR = "treasurer"
@@ -636,7 +637,13 @@ def test_an_expense_in_a_known_category_is_recorded(
     expense_id = record_expense(fund, 2_500, category=category, actor="clerk")
 
     assert fund.figures[UNRESTRICTED]["expenses"] == 2_500
-    assert fund.expenses[expense_id][:4] == [2_500, UNRESTRICTED, category, 0]
+    expense = fund.expenses[expense_id]
+    assert (expense.amount_minor, expense.purpose, expense.category, expense.reversed) == (
+        2_500,
+        UNRESTRICTED,
+        category,
+        False,
+    )
     (recorded,) = fund.collect_events()
     assert type(recorded).__qualname__ == "Fund.ExpenseRecorded"
     assert recorded.amount_minor == 2_500  # type: ignore[attr-defined]
@@ -678,7 +685,7 @@ def test_reversing_an_expense_gives_its_money_back_to_its_pool(
     fund.reverse_expense(expense_id=expense_id, reason="paid twice", reversed_on=DAY, actor="ann")
 
     assert fund.available_minor("school") == 10_000
-    assert fund.expenses[expense_id][3] == 1
+    assert fund.expenses[expense_id].reversed
     (reversed_,) = fund.collect_events()
     assert type(reversed_).__qualname__ == "Fund.ExpenseReversed"
     assert reversed_.amount_minor == 4_000  # type: ignore[attr-defined]
@@ -884,7 +891,7 @@ def test_an_expense_of_a_closed_period_is_corrected_in_an_open_one(
     fund.reverse_expense(
         expense_id="expense-1", reason="wrong payee", reversed_on=date(2024, 2, 21), actor=ACTOR
     )
-    assert fund.expenses["expense-1"][3] == 1
+    assert fund.expenses["expense-1"].reversed
     assert fund.figures[UNRESTRICTED]["expenses"] == 0
 
 
@@ -1120,7 +1127,7 @@ class FundAgainstReferenceModel(RuleBasedStateMachine):
         paid = [g for g in self.grants if g.tranches]
         grant = paid[data.draw(st.integers(0, len(paid) - 1))]
         tranche_no = data.draw(st.integers(1, len(grant.tranches)))
-        if grant.tranches[tranche_no - 1][6]:
+        if grant.tranches[tranche_no - 1].reversed:
             with pytest.raises(AlreadyReversed):
                 grant.reverse_disbursement(
                     tranche_no=tranche_no, reason="bounced", reversed_on=DAY, actor=ACTOR

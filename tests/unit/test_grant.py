@@ -432,7 +432,7 @@ def test_a_tranche_paid_by_a_known_method_is_accepted(
 ) -> None:
     grant = committed_grant()
     disburse(grant, 100, method=method)
-    assert grant.tranches[0][3] == method
+    assert grant.tranches[0].method == method
 
 
 @pytest.mark.parametrize("method", ["paypal", "Bank", "in_kind", ""])
@@ -450,7 +450,7 @@ def test_a_tranche_without_evidence_or_with_a_sha256_is_accepted(
 ) -> None:
     grant = committed_grant()
     disburse(grant, 100, evidence_sha256=evidence)
-    assert grant.tranches[0][5] == evidence
+    assert grant.tranches[0].evidence_sha256 == evidence
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,7 @@ only the sealed text, the donor id and the public name decided at recording.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from uuid import UUID
@@ -25,6 +26,13 @@ from ledger.domain.money import check_amount, format_amount
 CHANNELS = ("cash", "bank", "wechat", "alipay", "in_kind", "other")
 ANONYMOUS_LABEL = "爱心人士"  # "Anonymous donor" in the Chinese UI; pages translate it
 EXTERNAL_REF_LEN_MAX = 100
+# What becomes of a donation: received, then partially refunded, then refunded; or reversed
+# (recorded in error, taken back whole).
+RECEIVED = "received"
+PARTIALLY_REFUNDED = "partially_refunded"
+REFUNDED = "refunded"
+REVERSED = "reversed"
+STATUSES = (RECEIVED, PARTIALLY_REFUNDED, REFUNDED, REVERSED)
 
 
 def mask_name(name: str) -> str:
@@ -72,8 +80,30 @@ def check_in_kind(channel: str, in_kind: dict[str, str] | None) -> dict[str, str
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Refund:
+    """Part of a donation given back (its id is the key of ``Donation.refunds``)."""
+
+    amount_minor: int
+    refunded_on: str  # ISO date
+    request_sha256: str
+
+
 class Donation(Aggregate):
-    """One gift to one fund. Its id comes from the fund and the client's key."""
+    """One gift to one fund. Its id comes from the fund and the client's key.
+
+    ``class_version`` 2: refunds are ``Refund`` records (version 1 kept positional lists;
+    ``upcast_v1_v2`` reads its snapshots).
+    """
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["refunds"] = {
+            refund_id: Refund(amount_minor=int(r[0]), refunded_on=r[1], request_sha256=r[2])
+            for refund_id, r in state["refunds"].items()
+        }
 
     @classmethod
     def receive(
@@ -167,8 +197,7 @@ class Donation(Aggregate):
         self.in_kind = in_kind
         self.recorded_by = actor
         self.request_sha256 = request_sha256
-        # refund id -> [amount_minor, refunded_on, request_sha256]
-        self.refunds: dict[str, list[Any]] = {}
+        self.refunds: dict[str, Refund] = {}
         self.refunded_minor = 0
         self.reversed = False
         self.reversal_reason: str | None = None
@@ -220,7 +249,9 @@ class Donation(Aggregate):
         actor: str,
         request_sha256: str,
     ) -> None:
-        self.refunds[refund_id] = [amount_minor, occurred_on, request_sha256]
+        self.refunds[refund_id] = Refund(
+            amount_minor=amount_minor, refunded_on=occurred_on, request_sha256=request_sha256
+        )
         self.refunded_minor += amount_minor
 
     def reverse(self, *, reason: str, reversed_on: date, actor: str) -> int:

@@ -61,11 +61,6 @@ class UnknownCurrency(InvalidInput):
     title = "Unknown currency"
 
 
-class CurrencyMismatch(InvalidInput):
-    slug = "currency-mismatch"
-    title = "Mixed currencies"
-
-
 class InvalidDate(InvalidInput):
     slug = "invalid-date"
     title = "Invalid date"
@@ -114,11 +109,6 @@ class ExpenseNotFound(NotFound):
 class TrancheNotFound(NotFound):
     slug = "tranche-not-found"
     title = "Tranche not found"
-
-
-class DonorNotFound(NotFound):
-    slug = "donor-not-found"
-    title = "Donor not found"
 
 
 class Forbidden(LedgerError):

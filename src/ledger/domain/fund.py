@@ -1,16 +1,8 @@
 """The Fund aggregate: a sub-ledger of the host charity, and every change of its money.
 
-A fund keeps, per purpose (restricted money) and for unrestricted money (the purpose ``""``),
-six running totals in minor units::
-
-    received, refunded, committed, released, disbursed, expenses
-
-from which the two figures everybody asks for follow::
-
-    on_hand   = received - refunded - disbursed - expenses
-    available = received - refunded - committed + released - expenses
-              = on_hand - (committed - released - disbursed)      (committed, not yet paid)
-
+A fund keeps, per purpose (restricted money) and for unrestricted money (``UNRESTRICTED``),
+the six running figures of ``ledger.domain.figures``; each money event moves its figure as
+``figures.EFFECTS`` says, and ``on_hand`` and ``available`` follow from them there.
 ``available`` never goes below zero: every command that takes money out checks it first.
 Each money event names the donation, grant or expense it belongs to; the other aggregate's
 own event is saved in the same transaction, so the two never disagree.
@@ -18,6 +10,7 @@ own event is saved in the same transaction, so the two never disagree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -28,6 +21,7 @@ from ledger.domain.common import (
     CODE_RE,
     COMMITTEE_SIZE_MAX,
     NAME_LEN_MAX,
+    PERIOD_RE,
     PURPOSES_MAX,
     TEXT_LEN_MAX,
     check_date,
@@ -47,23 +41,16 @@ from ledger.domain.errors import (
     PeriodNotEnded,
     UnknownPurpose,
 )
+from ledger.domain.figures import (
+    EXPENSE_CATEGORIES,
+    UNRESTRICTED,
+    apply_effect,
+    available_of,
+    on_hand_of,
+    total_of,
+    zero_figures,
+)
 from ledger.domain.money import check_amount, exponent_of, format_amount
-
-UNRESTRICTED = ""
-FIGURE_NAMES = ("received", "refunded", "committed", "released", "disbursed", "expenses")
-EXPENSE_CATEGORIES = ("program", "administration", "fundraising")
-
-
-def new_figures() -> dict[str, int]:
-    return dict.fromkeys(FIGURE_NAMES, 0)
-
-
-def on_hand_of(f: dict[str, int]) -> int:
-    return f["received"] - f["refunded"] - f["disbursed"] - f["expenses"]
-
-
-def available_of(f: dict[str, int]) -> int:
-    return f["received"] - f["refunded"] - f["committed"] + f["released"] - f["expenses"]
 
 
 def check_committee(committee: object, approvals_required: object) -> tuple[list[str], int]:
@@ -89,8 +76,38 @@ def check_committee(committee: object, approvals_required: object) -> tuple[list
     return members, approvals_required
 
 
+@dataclass(frozen=True, slots=True)
+class Expense:
+    """One expense paid from a fund (its id is the key of ``Fund.expenses``)."""
+
+    amount_minor: int
+    purpose: str
+    category: str
+    reversed: bool
+    request_sha256: str
+
+
 class Fund(Aggregate):
-    """One community fund. Its id is derived from its slug."""
+    """One community fund. Its id is derived from its slug.
+
+    ``class_version`` 2: expenses are ``Expense`` records (version 1 kept positional lists;
+    ``upcast_v1_v2`` reads its snapshots).
+    """
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["expenses"] = {
+            expense_id: Expense(
+                amount_minor=int(e[0]),
+                purpose=e[1],
+                category=e[2],
+                reversed=bool(e[3]),
+                request_sha256=e[4],
+            )
+            for expense_id, e in state["expenses"].items()
+        }
 
     @staticmethod
     def create_id(slug: str) -> Any:
@@ -161,13 +178,12 @@ class Fund(Aggregate):
         self.approvals_required = approvals_required
         self.purposes: dict[str, str] = {p["code"]: p["name"] for p in purposes}
         self.request_sha256 = request_sha256
-        self.figures: dict[str, dict[str, int]] = {UNRESTRICTED: new_figures()}
+        self.figures: dict[str, dict[str, int]] = {UNRESTRICTED: zero_figures()}
         for code in self.purposes:
-            self.figures[code] = new_figures()
+            self.figures[code] = zero_figures()
         self.receipt_seq: dict[str, int] = {}
         self.closed_periods: list[str] = []
-        # Expense id -> [amount_minor, purpose, category, reversed(0/1), request_sha256].
-        self.expenses: dict[str, list[Any]] = {}
+        self.expenses: dict[str, Expense] = {}
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -186,11 +202,7 @@ class Fund(Aggregate):
         return on_hand_of(self.figures[purpose])
 
     def totals(self) -> dict[str, int]:
-        total = new_figures()
-        for f in self.figures.values():
-            for k in FIGURE_NAMES:
-                total[k] += f[k]
-        return total
+        return total_of(self.figures.values())
 
     def check_open(self, day: date) -> None:
         check_period_open(self.closed_periods, day)
@@ -221,7 +233,7 @@ class Fund(Aggregate):
     @event("PurposeAdded")
     def _purpose_added(self, code: str, name: str, actor: str) -> None:
         self.purposes[code] = name
-        self.figures[code] = new_figures()
+        self.figures[code] = zero_figures()
 
     def change_committee(
         self, *, committee: list[str], approvals_required: int, actor: str
@@ -245,10 +257,10 @@ class Fund(Aggregate):
         self.check_open(received_on)
         year = str(received_on.year)
         receipt_no = f"{self.slug}-{year}-{self.receipt_seq.get(year, 0) + 1:06d}"
-        # The event class of ``_donation_credited`` below, triggered directly: the library's
-        # decorated-method call checks the same arguments twice more (the hottest command).
+        # Triggered directly, not through an ``@event`` method: the library's decorated-method
+        # call checks the same arguments twice more (this is the hottest command).
         self.trigger_event(
-            self.DonationCredited,  # type: ignore[attr-defined]
+            self.DonationCredited,
             donation_id=donation_id,
             amount_minor=amount_minor,
             purpose=code,
@@ -258,19 +270,18 @@ class Fund(Aggregate):
         )
         return receipt_no
 
-    @event("DonationCredited")
-    def _donation_credited(
-        self,
-        donation_id: str,
-        amount_minor: int,
-        purpose: str,
-        receipt_no: str,
-        occurred_on: str,
-        actor: str,
-    ) -> None:
-        self.figures[purpose]["received"] += amount_minor
-        year = receipt_no.rsplit("-", 2)[1]
-        self.receipt_seq[year] = self.receipt_seq.get(year, 0) + 1
+    class DonationCredited(Aggregate.Event):
+        donation_id: str
+        amount_minor: int
+        purpose: str
+        receipt_no: str
+        occurred_on: str
+        actor: str
+
+        def apply(self, aggregate: Any) -> None:
+            apply_effect(aggregate.figures[self.purpose], "DonationCredited", self.amount_minor)
+            year = self.receipt_no.rsplit("-", 2)[1]
+            aggregate.receipt_seq[year] = aggregate.receipt_seq.get(year, 0) + 1
 
     def debit_refund(
         self,
@@ -304,7 +315,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["refunded"] += amount_minor
+        apply_effect(self.figures[purpose], "DonationRefundDebited", amount_minor)
 
     def debit_reversal(
         self, *, donation_id: str, amount_minor: int, purpose: str, reversed_on: date, actor: str
@@ -325,7 +336,7 @@ class Fund(Aggregate):
     def _donation_reversal_debited(
         self, donation_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["refunded"] += amount_minor
+        apply_effect(self.figures[purpose], "DonationReversalDebited", amount_minor)
 
     # -- grants ------------------------------------------------------------------------------
 
@@ -347,7 +358,7 @@ class Fund(Aggregate):
     def _grant_committed(
         self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["committed"] += amount_minor
+        apply_effect(self.figures[purpose], "GrantCommitted", amount_minor)
 
     def debit_disbursement(
         self,
@@ -382,7 +393,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["disbursed"] += amount_minor
+        apply_effect(self.figures[purpose], "DisbursementDebited", amount_minor)
 
     def credit_disbursement_reversal(
         self,
@@ -415,7 +426,7 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["disbursed"] -= amount_minor
+        apply_effect(self.figures[purpose], "DisbursementReversalCredited", amount_minor)
 
     def release_grant(
         self, *, grant_id: str, amount_minor: int, purpose: str, released_on: date, actor: str
@@ -434,7 +445,7 @@ class Fund(Aggregate):
     def _grant_released(
         self, grant_id: str, amount_minor: int, purpose: str, occurred_on: str, actor: str
     ) -> None:
-        self.figures[purpose]["released"] += amount_minor
+        apply_effect(self.figures[purpose], "GrantReleased", amount_minor)
 
     # -- expenses ----------------------------------------------------------------------------
 
@@ -486,8 +497,14 @@ class Fund(Aggregate):
         actor: str,
         request_sha256: str,
     ) -> None:
-        self.figures[purpose]["expenses"] += amount_minor
-        self.expenses[expense_id] = [amount_minor, purpose, category, 0, request_sha256]
+        apply_effect(self.figures[purpose], "ExpenseRecorded", amount_minor)
+        self.expenses[expense_id] = Expense(
+            amount_minor=amount_minor,
+            purpose=purpose,
+            category=category,
+            reversed=False,
+            request_sha256=request_sha256,
+        )
 
     def reverse_expense(
         self, *, expense_id: str, reason: str, reversed_on: date, actor: str
@@ -495,14 +512,14 @@ class Fund(Aggregate):
         expense = self.expenses.get(expense_id)
         if expense is None:
             raise ExpenseNotFound(f"no expense {expense_id} in fund {self.slug}", id=expense_id)
-        if expense[3]:
+        if expense.reversed:
             raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
         check_text("reason", reason, max_len=TEXT_LEN_MAX)
         self.check_open(reversed_on)
         self._expense_reversed(
             expense_id=expense_id,
-            amount_minor=expense[0],
-            purpose=expense[1],
+            amount_minor=expense.amount_minor,
+            purpose=expense.purpose,
             reason=reason,
             occurred_on=reversed_on.isoformat(),
             actor=actor,
@@ -518,16 +535,16 @@ class Fund(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.figures[purpose]["expenses"] -= amount_minor
-        self.expenses[expense_id][3] = 1
+        apply_effect(self.figures[purpose], "ExpenseReversed", amount_minor)
+        self.expenses[expense_id] = replace(self.expenses[expense_id], reversed=True)
 
     # -- periods -----------------------------------------------------------------------------
 
     def close_period(self, *, period: str, today: date, actor: str) -> None:
-        if not isinstance(period, str) or len(period) != 7:
+        if not isinstance(period, str) or not PERIOD_RE.fullmatch(period):
             raise InvalidField("period must be YYYY-MM", field="period")
         try:
-            check_date("period", f"{period}-01")
+            check_date("period", f"{period}-01")  # the year 0000 is no date
         except InvalidDate:
             raise InvalidField("period must be YYYY-MM", field="period") from None
         if period >= period_of(today):

@@ -12,13 +12,14 @@ grant and its fund together. Disbursed never exceeds the committed amount.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.common import NAME_LEN_MAX, TEXT_LEN_MAX, check_text
+from ledger.domain.common import NAME_LEN_MAX, SHA256_HEX_RE, TEXT_LEN_MAX, check_text
 from ledger.domain.errors import (
     AlreadyApproved,
     AlreadyReversed,
@@ -42,8 +43,44 @@ REFERENCE_LEN_MAX = 200
 TRANCHES_MAX = 1000
 
 
+@dataclass(frozen=True, slots=True)
+class Tranche:
+    """One payment of a grant (tranche number: its place in ``Grant.tranches``, from 1)."""
+
+    tranche_id: str
+    amount_minor: int
+    paid_on: str  # ISO date
+    method: str
+    reference: str
+    evidence_sha256: str | None
+    reversed: bool  # bounced and returned to the grant
+    request_sha256: str
+
+
 class Grant(Aggregate):
-    """A grant of one fund. Its id comes from the fund and the client's key."""
+    """A grant of one fund. Its id comes from the fund and the client's key.
+
+    ``class_version`` 2: tranches are ``Tranche`` records (version 1 kept positional lists;
+    ``upcast_v1_v2`` reads its snapshots).
+    """
+
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["tranches"] = [
+            Tranche(
+                tranche_id=t[0],
+                amount_minor=int(t[1]),
+                paid_on=t[2],
+                method=t[3],
+                reference=t[4],
+                evidence_sha256=t[5],
+                reversed=bool(t[6]),
+                request_sha256=t[7],
+            )
+            for t in state["tranches"]
+        ]
 
     @classmethod
     def propose(
@@ -120,8 +157,7 @@ class Grant(Aggregate):
         self.committed_minor = 0
         self.disbursed_minor = 0
         self.released_minor = 0
-        # [tranche_id, amount_minor, paid_on, method, reference, evidence, reversed, sha256]
-        self.tranches: list[list[Any]] = []
+        self.tranches: list[Tranche] = []
         self.closing_reason: str | None = None
 
     @property
@@ -229,10 +265,16 @@ class Grant(Aggregate):
     # -- money out ---------------------------------------------------------------------------
 
     def tranche_no_of(self, tranche_id: str) -> int | None:
-        for i, t in enumerate(self.tranches):
-            if t[0] == tranche_id:
-                return i + 1
+        for no, tranche in enumerate(self.tranches, start=1):
+            if tranche.tranche_id == tranche_id:
+                return no
         return None
+
+    def tranche(self, tranche_no: int) -> Tranche:
+        """The tranche numbered ``tranche_no`` (from 1)."""
+        if not 1 <= tranche_no <= len(self.tranches):
+            raise TrancheNotFound(f"grant has no tranche {tranche_no}", tranche_no=tranche_no)
+        return self.tranches[tranche_no - 1]
 
     def disburse(
         self,
@@ -254,8 +296,8 @@ class Grant(Aggregate):
                 f"method must be one of {', '.join(DISBURSEMENT_METHODS)}", field="method"
             )
         check_text("reference", reference, max_len=REFERENCE_LEN_MAX)
-        if evidence_sha256 is not None and (
-            len(evidence_sha256) != 64 or any(c not in "0123456789abcdef" for c in evidence_sha256)
+        if evidence_sha256 is not None and not (
+            isinstance(evidence_sha256, str) and SHA256_HEX_RE.fullmatch(evidence_sha256)
         ):
             raise InvalidField("evidence_sha256 must be 64 lowercase hex digits", field="evidence")
         if len(self.tranches) >= TRANCHES_MAX:
@@ -297,9 +339,17 @@ class Grant(Aggregate):
         request_sha256: str,
     ) -> None:
         self.tranches.append(
-            [tranche_id, amount_minor, occurred_on, method, reference, evidence_sha256, 0,
-             request_sha256]
-        )  # fmt: skip
+            Tranche(
+                tranche_id=tranche_id,
+                amount_minor=amount_minor,
+                paid_on=occurred_on,
+                method=method,
+                reference=reference,
+                evidence_sha256=evidence_sha256,
+                reversed=False,
+                request_sha256=request_sha256,
+            )
+        )
         self.disbursed_minor += amount_minor
 
     def reverse_disbursement(
@@ -308,15 +358,13 @@ class Grant(Aggregate):
         """A bounced payment: the tranche returns to the grant. On a grant that is already
         closed or cancelled the money goes straight back to the fund (released).
         Returns (amount_minor, released_minor)."""
-        if not 1 <= tranche_no <= len(self.tranches):
-            raise TrancheNotFound(f"grant has no tranche {tranche_no}", tranche_no=tranche_no)
-        tranche = self.tranches[tranche_no - 1]
-        if tranche[6]:
+        tranche = self.tranche(tranche_no)
+        if tranche.reversed:
             raise AlreadyReversed(
                 f"tranche {tranche_no} is already reversed", tranche_no=tranche_no
             )
         check_text("reason", reason, max_len=TEXT_LEN_MAX)
-        amount_minor = int(tranche[1])
+        amount_minor = tranche.amount_minor
         released = 0 if self.status == COMMITTED else amount_minor
         self._disbursement_reversed(
             tranche_no=tranche_no,
@@ -338,6 +386,6 @@ class Grant(Aggregate):
         occurred_on: str,
         actor: str,
     ) -> None:
-        self.tranches[tranche_no - 1][6] = 1
+        self.tranches[tranche_no - 1] = replace(self.tranches[tranche_no - 1], reversed=True)
         self.disbursed_minor -= amount_minor
         self.released_minor += released_minor

@@ -3,18 +3,16 @@
 Amounts live as ``int`` minor units everywhere inside (events, aggregates, tables). Decimal
 strings exist only at the edges, converted with the currency's exponent; rounding is never
 silent: more fractional digits than the currency has is an error, and so are floats, NaN,
-infinities, signs where they are not allowed and mixed currencies.
+infinities and signs where they are not allowed.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from ledger.domain.errors import (
     AmountNotPositive,
-    CurrencyMismatch,
     InvalidAmount,
     TooManyDecimals,
     UnknownCurrency,
@@ -105,56 +103,3 @@ def format_amount(amount_minor: int, *, currency: str) -> str:
     if exponent == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{frac:0{exponent}d}"
-
-
-def to_decimal(amount_minor: int, *, currency: str) -> Decimal:
-    try:
-        return Decimal(amount_minor).scaleb(-exponent_of(currency))
-    except InvalidOperation as e:  # pragma: no cover - ints always scale
-        raise InvalidAmount(str(e)) from None
-
-
-@dataclass(frozen=True, slots=True)
-class Money:
-    """A small immutable amount; adding or comparing two currencies is an error."""
-
-    amount_minor: int
-    currency: str
-
-    def __post_init__(self) -> None:
-        exponent_of(self.currency)
-        if isinstance(self.amount_minor, bool) or not isinstance(self.amount_minor, int):
-            raise InvalidAmount("amount must be an integer of minor units")
-
-    @classmethod
-    def parse(cls, text: object, currency: str, *, allow_zero: bool = False) -> Money:
-        return cls(parse_amount(text, currency=currency, allow_zero=allow_zero), currency)
-
-    def _same(self, other: Money) -> None:
-        if self.currency != other.currency:
-            raise CurrencyMismatch(
-                f"cannot combine {self.currency} and {other.currency}",
-                currencies=[self.currency, other.currency],
-            )
-
-    def __add__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount_minor + other.amount_minor, self.currency)
-
-    def __sub__(self, other: Money) -> Money:
-        self._same(other)
-        return Money(self.amount_minor - other.amount_minor, self.currency)
-
-    def __lt__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount_minor < other.amount_minor
-
-    def __le__(self, other: Money) -> bool:
-        self._same(other)
-        return self.amount_minor <= other.amount_minor
-
-    def __str__(self) -> str:
-        return f"{format_amount(self.amount_minor, currency=self.currency)} {self.currency}"
-
-    def to_str(self) -> str:
-        return format_amount(self.amount_minor, currency=self.currency)

@@ -1,14 +1,15 @@
 """Helpers for the read-model tests (no tests here): database fixtures, a random but valid
 ledger history built with the application's commands, and a dump of every read-model row.
 
-Imported by the ``test_projections*`` modules (pytest puts this folder on ``sys.path``).
+Imported by the read-model tests (``tests/integration/test_projections*``, ``tests/engine``):
+pytest puts ``tests/`` on ``sys.path`` (the folder of its ``conftest.py``).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -19,7 +20,10 @@ from sqlalchemy import Engine, select
 from ledger.application import DonorIn, LedgerApp
 from ledger.domain.errors import LedgerError
 from projections.db import make_engine
-from projections.tables import LIVE, projection_state
+from projections.donations import DonationsProjection
+from projections.projection import Projection
+from projections.tables import LIVE, Tables
+from projections.tracking import projection_state
 
 TEA = "tea-village"
 TEA_COMMITTEE = ["李主任", "王会计", "张村长"]
@@ -275,3 +279,49 @@ def positions(engine: Engine) -> dict[str, int]:
     with engine.connect() as conn:
         rows = conn.execute(select(projection_state.c.name, projection_state.c.position))
         return {name: int(position) for name, position in rows}
+
+
+# -- faults, injected where a read model or the database would raise ------------------------
+
+
+def break_handlers(projection: Projection, fail: Callable[[int], BaseException | None]) -> None:
+    """Make each handler of ``projection`` raise what ``fail(notification_id)`` returns
+    (None: handle the event as usual)."""
+    for topic, handle in list(projection.handlers.items()):
+
+        def broken(notification_id: int, oid: str, e: Any, handle: Any = handle) -> None:
+            error = fail(notification_id)
+            if error is not None:
+                raise error
+            handle(notification_id, oid, e)
+
+        projection.handlers[topic] = broken
+
+
+class FailingAfter:
+    """``fail`` for ``break_handlers``: the ``events``-th call and after raise ``error``."""
+
+    def __init__(self, events: int, error: BaseException) -> None:
+        self.left = events
+        self.error = error
+
+    def __call__(self, notification_id: int) -> BaseException | None:
+        self.left -= 1
+        return self.error if self.left < 0 else None
+
+
+class DonationsOnAFullDisk(DonationsProjection):
+    """The donations read model on a disk that fills up: its 25th event raises (module
+    level: a rebuild's worker process imports it by name)."""
+
+    def __init__(self, tables: Tables) -> None:
+        super().__init__(tables)
+        break_handlers(self, FailingAfter(25, RuntimeError("the disk is full")))
+
+
+def replaced(
+    projections: Sequence[type[Projection]], *by: type[Projection]
+) -> list[type[Projection]]:
+    """``projections`` with those of the same name replaced ``by`` these."""
+    names = {p.name: p for p in by}
+    return [names.get(p.name, p) for p in projections]

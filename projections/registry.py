@@ -1,27 +1,26 @@
-"""The read models' registry and their tables' life: created on first use, rebuilt when a
-projection's version changes.
+"""The registry of read models, and the life of their tables: created on first use, marked
+for a rebuild when a projection's version changes.
 
-``rm_projections`` has one row per projection: the ``version`` of the code that made its
-live tables, their ``generation`` (how many rebuilds ago), the ``position`` (last
-notification id processed), and while a rebuild runs, the same three for the tables being
-built (``build_*``).
+``PROJECTIONS`` is the list the runner, the rebuild and the status read by default; each
+of them takes another list too (a test's read model, say).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, insert, inspect, select, text, update
+from sqlalchemy import Engine, Table, insert, inspect, select, update
 
-from projections.core import Projection
-from projections.db import write_engine
 from projections.donations import DonationsProjection
+from projections.engine.transactions import write_engine
+from projections.errors import UnknownProjection
 from projections.flows import FlowsProjection
 from projections.funds import FundsProjection
 from projections.grants import GrantsProjection
 from projections.journal import JournalProjection
-from projections.tables import STATE_METADATA, Tables, make_tables, projection_state
+from projections.projection import Projection
+from projections.tables import Tables, make_tables
+from projections.tracking import STATE_METADATA, lock_schema, projection_state, read_states
 
 PROJECTIONS: tuple[type[Projection], ...] = (
     FundsProjection,
@@ -33,20 +32,18 @@ PROJECTIONS: tuple[type[Projection], ...] = (
 PROJECTION_NAMES = tuple(p.name for p in PROJECTIONS)
 
 
-class UnknownProjection(ValueError):
-    pass
-
-
-def projection_classes(names: Iterable[str] | None = None) -> list[type[Projection]]:
+def projection_classes(
+    names: Iterable[str] | None = None, among: Sequence[type[Projection]] = PROJECTIONS
+) -> list[type[Projection]]:
+    """The projections ``among`` of these ``names`` (all of them: None), in their order."""
     if names is None:
-        return list(PROJECTIONS)
+        return list(among)
+    known = [p.name for p in among]
     wanted = list(dict.fromkeys(names))
-    unknown = [n for n in wanted if n not in PROJECTION_NAMES]
+    unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise UnknownProjection(
-            f"no projection {', '.join(unknown)} (known: {', '.join(PROJECTION_NAMES)})"
-        )
-    return [p for p in PROJECTIONS if p.name in wanted]
+        raise UnknownProjection(f"no projection {', '.join(unknown)} (known: {', '.join(known)})")
+    return [p for p in among if p.name in wanted]
 
 
 def tables_of(cls: type[Projection], tables: Tables) -> list[Table]:
@@ -54,13 +51,7 @@ def tables_of(cls: type[Projection], tables: Tables) -> list[Table]:
     return [by_name[name] for name in cls.table_names]
 
 
-def lock_schema(conn: Connection) -> None:
-    """Serialise schema changes between processes (SQLite: the write lock already does)."""
-    if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('ledger-read-models'))"))
-
-
-def ensure_schema(engine: Engine) -> None:
+def ensure_schema(engine: Engine, projections: Sequence[type[Projection]] = PROJECTIONS) -> None:
     """Create the tracking table and, for a projection seen for the first time, its live
     tables (empty, at position 0). A projection whose live tables went missing is marked
     for a rebuild."""
@@ -70,7 +61,7 @@ def ensure_schema(engine: Engine) -> None:
         rows = {r.name: r for r in conn.execute(select(projection_state))}
         live = make_tables()
         existing = set(inspect(conn).get_table_names())
-        for cls in PROJECTIONS:
+        for cls in projections:
             tables = tables_of(cls, live)
             if cls.name not in rows:
                 live.metadata.create_all(conn, tables=tables)
@@ -87,16 +78,13 @@ def ensure_schema(engine: Engine) -> None:
                 )
 
 
-def read_states(conn: Connection) -> dict[str, dict[str, Any]]:
-    return {r["name"]: dict(r) for r in conn.execute(select(projection_state)).mappings()}
-
-
-def stale_projections(engine: Engine, names: Sequence[str] | None = None) -> list[str]:
-    """Projections whose live tables were made by another version of the code."""
+def stale_projections(engine: Engine, projections: Sequence[type[Projection]]) -> list[str]:
+    """Those of ``projections`` whose live tables were made by another version of the
+    code."""
     with engine.connect() as conn:
         states = read_states(conn)
     return [
         cls.name
-        for cls in projection_classes(names)
+        for cls in projections
         if cls.name in states and states[cls.name]["version"] != cls.version
     ]
