@@ -2,10 +2,11 @@
 
 Commands are grouped by what they act on, one module each: ``fund`` (``funds``),
 ``donation`` (``donations``), ``grant`` (``grants``), ``expense`` (``expenses``), ``token``
-(``tokens``), ``projections``; ``init``, ``demo``, ``serve`` and ``projector`` (``running``)
-are commands of the root. Amounts are decimal strings in the fund's currency ("100.00"),
-dates ISO 8601. Settings come from ``LEDGER_*`` environment variables
-(``ledger.settings``); the global ``--database-url`` and ``--key-dir`` options override them.
+(``tokens``), ``projections``, ``export`` (``exports``); ``init``, ``demo``, ``serve`` and
+``projector`` (``running``) are commands of the root. Amounts are decimal strings in the
+fund's currency ("100.00"), dates ISO 8601. Settings come from ``LEDGER_*`` environment
+variables (``ledger.settings``); the global ``--database-url`` and ``--key-dir`` options
+override them.
 
 Exit codes: 0 done; 1 the ledger refused the command (a one-line ``error: <message>
 [<slug>]`` on stderr, the slug being the error's stable name) or something else failed;
@@ -23,6 +24,7 @@ from api.cli import running
 from api.cli.common import State
 from api.cli.donations import donation_app
 from api.cli.expenses import expense_app
+from api.cli.exports import export_app
 from api.cli.funds import fund_app
 from api.cli.grants import grant_app
 from api.cli.group import LedgerGroup
@@ -45,6 +47,7 @@ app.add_typer(grant_app, name="grant")
 app.add_typer(expense_app, name="expense")
 app.add_typer(token_app, name="token")
 app.add_typer(projections_app, name="projections")
+app.add_typer(export_app, name="export")
 
 
 @app.callback()

@@ -48,6 +48,9 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/funds/{slug}/balance"): PUBLIC,
     ("GET", "/api/funds/{slug}/report"): PUBLIC,
     ("GET", "/api/funds/{slug}/exports/{kind}.csv"): PUBLIC,  # auditors: donor details
+    # The books for Beancount and hledger: exports like the CSVs (auditors: donor details).
+    ("GET", "/api/funds/{slug}/exports/ledger.beancount"): PUBLIC,
+    ("GET", "/api/funds/{slug}/exports/ledger.journal"): PUBLIC,
     ("GET", "/api/health"): PUBLIC,
 }
 
