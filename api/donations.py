@@ -42,7 +42,7 @@ from api.views import (
 from api.writes import Services, json_response
 from ledger.application import DonorIn
 from ledger.domain.common import entity_id
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import DonationNotFound
 from projections.queries import fund_row
 
 router = APIRouter(tags=["donations"])
@@ -137,7 +137,7 @@ def _donation_fund(services: Services, caller: Caller, donation_id: str) -> tupl
         with services.read() as conn:
             row = donation_row(conn, donation_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
-    except LedgerError:
+    except DonationNotFound:
         donation = services.ledger.get_donation(donation_id)  # not projected yet, or unknown
         slug, currency = donation.fund_slug, donation.currency
     caller.check_fund(slug)

@@ -35,7 +35,7 @@ from api.schemas import (
 )
 from api.views import disbursement_created, grant_out_from_aggregate
 from api.writes import Services
-from ledger.domain.errors import LedgerError
+from ledger.domain.errors import GrantNotFound
 from ledger.domain.grant import TRANCHES_MAX
 from projections.queries import fund_row
 
@@ -52,7 +52,7 @@ def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str,
         with services.read() as conn:
             row = grant_row(conn, grant_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
-    except LedgerError:
+    except GrantNotFound:
         grant = services.ledger.get_grant(grant_id)  # not projected yet, or unknown
         slug, currency = grant.fund_slug, grant.currency
     caller.check_fund(slug)
