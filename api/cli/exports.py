@@ -8,7 +8,7 @@ this process; on PostgreSQL the projector keeps them current, and a lag is repor
 stderr. ``--with-donors`` (this command holds the key directory) adds the donors' decrypted
 details, as the auditors' export over HTTP does.
 
-``export_app`` is a Typer app; the ``ledger`` command line mounts it.
+``export_app`` is the ``ledger export`` group.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import Annotated, Any, TextIO
 
 import typer
 
+from api.cli.group import command_group
 from ledger.application import LedgerApp
 from ledger.domain.errors import InvalidField
 from ledger.privacy import PersonalData
@@ -41,9 +42,7 @@ from projections.status import projection_status
 
 CATCH_UP_TIMEOUT_S = 600.0
 
-export_app = typer.Typer(
-    help="A fund's books for Beancount or hledger (docs/interop.md).", no_args_is_help=True
-)
+export_app = command_group("A fund's books for Beancount or hledger (docs/interop.md).")
 
 FundArg = Annotated[str, typer.Argument(metavar="FUND", help="The fund's slug.")]
 ToOpt = Annotated[
