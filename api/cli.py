@@ -28,6 +28,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from api.export_commands import export_app
 from api.tokens import TokenStore
 from ledger.application import DonorIn, LedgerApp
 from ledger.demo import DEMO_FUND_SLUG, load_demo
@@ -125,6 +126,7 @@ for _group, _name in (
     app.add_typer(_group, name=_name)
 # Reads its settings from LEDGER_* (not from --database-url): it is the projections' own.
 app.add_typer(projections_app, name="projections")
+app.add_typer(export_app, name="export")
 
 
 # -- the application, made on first use and closed with the command --------------------------
