@@ -45,7 +45,8 @@ SPEC_WITNESS_LINE = (
 SPEC_COSIGNED = SPEC_CHECKPOINT_TEXT + "\n" + SPEC_LOG_LINE + SPEC_WITNESS_LINE
 
 ORIGIN = "ledger.example.org/tea-village"
-LOG = n.Ed25519Signer.generate(ORIGIN)
+# Fixed keys: test ids made from their signatures must be the same in every pytest worker.
+LOG = n.Ed25519Signer(ORIGIN, hashlib.sha256(b"the log's test key").digest())
 OTHER_LOG = n.Ed25519Signer.generate("ledger.example.org/river")
 WITNESSES = [
     n.Ed25519Signer.generate(f"witness.example.org/w{i}", n.COSIGNATURE_V1) for i in range(3)

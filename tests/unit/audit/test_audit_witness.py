@@ -3,6 +3,8 @@ with the last one it cosigned, and refuses a split view."""
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from ledger.audit import merkle as m
@@ -17,8 +19,11 @@ from ledger.audit.witness import (
 )
 
 ORIGIN = "ledger.example.org/tea-village"
-LOG = Ed25519Signer.generate(ORIGIN)
-W = Ed25519Signer.generate("witness.example.org/civil-affairs", COSIGNATURE_V1)
+# Fixed keys: test ids made from their signatures must be the same in every pytest worker.
+LOG = Ed25519Signer(ORIGIN, hashlib.sha256(b"the log's test key").digest())
+W = Ed25519Signer(
+    "witness.example.org/civil-affairs", hashlib.sha256(b"a witness").digest(), COSIGNATURE_V1
+)
 TREE = m.CompactTree(m.leaf_hash(bytes([i])) for i in range(40))
 NOW = 1_780_000_000
 
