@@ -45,11 +45,13 @@ SPEC_WITNESS_LINE = (
 SPEC_COSIGNED = SPEC_CHECKPOINT_TEXT + "\n" + SPEC_LOG_LINE + SPEC_WITNESS_LINE
 
 ORIGIN = "ledger.example.org/tea-village"
-# Fixed keys: test ids made from their signatures must be the same in every pytest worker.
-LOG = n.Ed25519Signer(ORIGIN, hashlib.sha256(b"the log's test key").digest())
-OTHER_LOG = n.Ed25519Signer.generate("ledger.example.org/river")
+# Fixed seeds: the parametrized cases below are built from these keys, and every test
+# process (pytest-xdist) must collect the same cases.
+LOG = n.Ed25519Signer(ORIGIN, bytes([1]) * 32)
+OTHER_LOG = n.Ed25519Signer("ledger.example.org/river", bytes([2]) * 32)
 WITNESSES = [
-    n.Ed25519Signer.generate(f"witness.example.org/w{i}", n.COSIGNATURE_V1) for i in range(3)
+    n.Ed25519Signer(f"witness.example.org/w{i}", bytes([10 + i]) * 32, n.COSIGNATURE_V1)
+    for i in range(3)
 ]
 ROOT = bytes(range(32))
 CHECKPOINT = cp.Checkpoint(ORIGIN, 42, ROOT)
