@@ -63,6 +63,7 @@ from ledger.domain.figures import (
 )
 
 LINE_LEN_MAX: Final = 32 * 1024 * 1024
+TOPICS_MAX: Final = 10_000  # distinct topics remembered by the replay
 FUND_CLASS: Final = "Fund"  # money events are ``<module>:Fund.<EventName>``
 OPENED: Final = "Opened"
 PURPOSE_ADDED: Final = "PurposeAdded"
@@ -139,11 +140,22 @@ class _Replay:
 
     def __init__(self) -> None:
         self.funds: dict[str, _Fund] = {}
+        self._names: dict[str, str] = {}  # topic -> the Fund event's name, "" if none
+
+    def _fund_event(self, topic: str) -> str:
+        name = self._names.get(topic)
+        if name is None:
+            _module, _colon, qualname = topic.partition(":")
+            owner, _dot, name = qualname.rpartition(".")
+            known = name in EFFECTS or name in (OPENED, PURPOSE_ADDED)
+            name = name if owner == FUND_CLASS and known else ""
+            if len(self._names) < TOPICS_MAX:
+                self._names[topic] = name
+        return name
 
     def apply(self, index: int, record: StoredRecord) -> None:
-        _module, _colon, qualname = record.topic.partition(":")
-        owner, _dot, name = qualname.rpartition(".")
-        if owner != FUND_CLASS or (name not in EFFECTS and name not in (OPENED, PURPOSE_ADDED)):
+        name = self._fund_event(record.topic)
+        if not name:
             return
         state = self._state(index, record)
         fund = self.funds.get(record.originator_id)
