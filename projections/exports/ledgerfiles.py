@@ -95,6 +95,7 @@ class Books:
     name: str
     host: str
     currency: str
+    closed_periods: list[str]
     accounts: list[chart.Account]
     first_day: date
     date_from: date | None
@@ -203,6 +204,7 @@ def _books(
         name=fund["name"],
         host=fund["host"],
         currency=fund["currency"],
+        closed_periods=sorted(fund["closed_periods"] or []),
         accounts=chart.accounts(purpose_names(conn, fund["fund_id"]), list(grantees)),
         first_day=first_day,
         date_from=date_from,
@@ -557,4 +559,7 @@ def _header(books: Books, comment: str) -> Iterator[str]:
     yield f"{comment} {books.name} ({books.slug}), a fund hosted by {books.host}"
     yield f"{comment} Exported from the community fund ledger's read models, {span}."
     yield f"{comment} Chart of accounts: 民间非营利组织会计制度 codes; see docs/interop.md."
+    if books.closed_periods:
+        closed = ", ".join(books.closed_periods)
+        yield f"{comment} Closed months (corrections of them are dated later): {closed}"
     yield ""

@@ -195,6 +195,7 @@ def test_both_tools_accept_the_export_and_agree_with_the_read_models(world: Worl
     assert {a: v for a, v in _bean_query_balances(bean).items() if v} == expected
     text = bean.read_text()
     assert text.count(" balance ") >= 7 * 8  # month ends (and the end) × accounts
+    assert ";; Closed months (corrections of them are dated later): 2025-01, " in text
     assert re.search(r"^\d{4}-\d\d-01 balance Assets:1002-Bank ", text, re.M)
 
 
