@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Engine, Table, insert, inspect, select, update
 
+from projections.audit import CHECKPOINT_METADATA, AuditProjection
 from projections.donations import DonationsProjection
 from projections.engine.transactions import write_engine
 from projections.errors import UnknownProjection
@@ -28,6 +29,7 @@ PROJECTIONS: tuple[type[Projection], ...] = (
     GrantsProjection,
     FlowsProjection,
     JournalProjection,
+    AuditProjection,
 )
 PROJECTION_NAMES = tuple(p.name for p in PROJECTIONS)
 
@@ -58,6 +60,7 @@ def ensure_schema(engine: Engine, projections: Sequence[type[Projection]] = PROJ
     with write_engine(engine).begin() as conn:
         lock_schema(conn)
         STATE_METADATA.create_all(conn)
+        CHECKPOINT_METADATA.create_all(conn)  # signed checkpoints: kept, never rebuilt
         rows = {r.name: r for r in conn.execute(select(projection_state))}
         live = make_tables()
         existing = set(inspect(conn).get_table_names())

@@ -37,9 +37,12 @@ from eventsourcing.application import Application
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.audit.note import Ed25519Signer
+from projections.audit import AuditProjection, sign_due, signing_key_or_none
 from projections.db import psycopg_conninfo, store_of
 from projections.engine.listener import Listener
 from projections.engine.projector import BATCH_EVENTS_MAX, Projector
+from projections.engine.transactions import write_engine
 from projections.errors import ProjectionError
 from projections.projection import Projection
 from projections.rebuild import rebuild
@@ -131,6 +134,7 @@ class ProjectionRunner:
         self._listener: Listener | None = None
         self.active = False  # holds the work (PostgreSQL: the advisory lock)
         self.error: BaseException | None = None  # what ended the thread, if anything
+        self._signer: Ed25519Signer | bool | None = None  # None: not looked for; False: none
 
     # -- life --------------------------------------------------------------------------------
 
@@ -299,6 +303,7 @@ class ProjectionRunner:
             if deadline is not None and time.monotonic() > deadline:
                 break
         self._publish()
+        self._sign_checkpoints()
         return min(self.projector.positions().values(), default=0)
 
     # -- the thread --------------------------------------------------------------------------
@@ -376,7 +381,24 @@ class ProjectionRunner:
             return True
         self._attempts.pop(("<log>", 0), None)
         self._publish()
+        if count:
+            self._sign_checkpoints()
         return count > 0
+
+    def _sign_checkpoints(self) -> None:
+        """Sign the checkpoints the Merkle log is due (every 100 leaves), with the ledger's
+        signing key where the application has one (``ledger init`` makes it)."""
+        if not any(c.name == AuditProjection.name for c in self.classes):
+            return
+        if self._signer is None:
+            key_dir = getattr(getattr(self.app, "settings", None), "key_dir", None)
+            self._signer = False if key_dir is None else signing_key_or_none(key_dir) or False
+        if not isinstance(self._signer, Ed25519Signer):
+            return
+        try:
+            sign_due(write_engine(self.engine), self._signer)
+        except Exception as e:  # another process signed it first, the database went away
+            log.warning("signing the due checkpoints failed (next batch tries again): %r", e)
 
     def _failed(self, e: ProjectionError) -> None:
         # The next batch ends just before the failing event: what comes before it is kept.
