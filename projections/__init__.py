@@ -16,6 +16,7 @@ happens at import time.
 
 from projections.db import make_engine
 from projections.errors import InvariantBroken, ProjectionError
+from projections.exports import export_csv, iter_csv
 from projections.queries import (
     Figures,
     FundFigures,
@@ -25,7 +26,7 @@ from projections.queries import (
 )
 from projections.rebuild import RebuildResult
 from projections.registry import PROJECTION_NAMES, ensure_schema
-from projections.reports import build_report, export_csv, iter_csv
+from projections.reports import build_report
 from projections.runner import ProjectionRunner
 from projections.status import ProjectionStatus, projection_status
 
