@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import donations, expenses, funds, grants, health, reports
+from api import donations, expenses, funds, grants, health, ledgerfiles, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -36,7 +36,14 @@ DESCRIPTION = (
     "decimal strings in the fund's currency, dates as ISO 8601. Errors are "
     "application/problem+json with a stable `type`. See docs/api.md."
 )
-ROUTERS = (funds.router, donations.router, grants.router, expenses.router, reports.router)
+ROUTERS = (
+    funds.router,
+    donations.router,
+    grants.router,
+    expenses.router,
+    reports.router,
+    ledgerfiles.router,
+)
 
 
 def create_api(

@@ -17,7 +17,6 @@ from api.idempotency import idempotency_key
 from api.limits import CURSOR_LEN_MAX, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX
 from api.tokens import ADMIN, AUDITOR, COMMITTEE, TREASURER
 from api.writes import Services
-from ledger.application import LedgerApp
 
 
 async def get_services(request: Request) -> Services:
@@ -25,13 +24,7 @@ async def get_services(request: Request) -> Services:
     return services
 
 
-async def get_ledger(request: Request) -> LedgerApp:
-    services: Services = request.app.state.services
-    return services.ledger
-
-
 ServicesDep = Annotated[Services, Depends(get_services)]
-LedgerDep = Annotated[LedgerApp, Depends(get_ledger)]
 
 PUBLIC = Access(public=True)
 READER = Access(public=True, elevated=(AUDITOR, TREASURER, ADMIN))

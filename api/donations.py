@@ -21,22 +21,27 @@ from api.deps import (
 from api.errors import problem_responses
 from api.funds import REPLAYED, SlugPath
 from api.money import amount_minor
-from api.reads import donation_full_out, donation_public_out, donation_row, donation_rows, money
+from api.reads import donation_row, donation_rows
 from api.schemas import (
     DonationCreated,
     DonationIn,
     DonationPage,
     DonationReversedOut,
     DonorDetailsOut,
-    InKindOut,
     RefundCreated,
     RefundIn,
     ReversalIn,
 )
+from api.views import (
+    donation_created,
+    donation_full_out,
+    donation_public_out,
+    donation_reversed,
+    refund_created,
+)
 from api.writes import Services, json_response
 from ledger.application import DonorIn
 from ledger.domain.common import entity_id
-from ledger.domain.donation import Donation
 from ledger.domain.errors import DonationNotFound
 from projections.queries import fund_row
 
@@ -86,23 +91,6 @@ async def record_donation(
     )
     return json_response(
         donation_created(recorded.value), status_code=201 if recorded.created else 200
-    )
-
-
-def donation_created(donation: Donation) -> DonationCreated:
-    """What never changes about a donation: the answer to its creation and to retries."""
-    in_kind = donation.in_kind
-    return DonationCreated(
-        id=str(donation.id),
-        fund=donation.fund_slug,
-        receipt_no=donation.receipt_no,
-        amount=money(donation.amount_minor, donation.currency),
-        currency=donation.currency,
-        received_on=donation.received_on,  # type: ignore[arg-type]
-        channel=donation.channel,
-        purpose=donation.purpose or None,
-        donor=donation.donor_public_name,
-        in_kind=InKindOut(**in_kind) if in_kind else None,
     )
 
 
@@ -187,16 +175,7 @@ def refund_donation(
         response.status_code = 200
     donation = recorded.value
     refund_id = str(entity_id(f"{slug}:{donation.id}", "refund", key))
-    refunded_on = donation.refunds[refund_id].refunded_on
-    return RefundCreated(
-        id=refund_id,
-        donation_id=str(donation.id),
-        receipt_no=donation.receipt_no,
-        amount=money(minor, currency),
-        currency=currency,
-        refunded_on=refunded_on,
-        reason=body.reason,
-    )
+    return refund_created(donation, refund_id=refund_id, reason=body.reason)
 
 
 @router.post(
@@ -220,17 +199,7 @@ def reverse_donation(
             actor=caller.name,
         )
     )
-    # A reversal takes back what was not refunded; the aggregate counts it as refunded.
-    reversed_minor = donation.refunded_minor - sum(
-        r.amount_minor for r in donation.refunds.values()
-    )
     with services.read() as conn:
         row = donation_row(conn, str(donation.id))
-    return DonationReversedOut(
-        id=str(donation.id),
-        receipt_no=donation.receipt_no,
-        reversed=money(reversed_minor, donation.currency),
-        currency=donation.currency,
-        reversed_on=row["reversed_on"] or body.reversed_on or services.today(),
-        reason=donation.reversal_reason or body.reason,
-    )
+    reversed_on = row["reversed_on"] or body.reversed_on or services.today()
+    return donation_reversed(donation, reversed_on=reversed_on, reason=body.reason)

@@ -1,5 +1,6 @@
-"""Errors at the HTTP edge: one table maps exception classes to a status, and every error
-leaves as ``application/problem+json`` (RFC 9457) with a stable ``type`` slug::
+"""Errors at the edges: one table (``ERRORS``) maps exception classes to an HTTP status, a
+problem type and the command line's exit code. Over HTTP every error leaves as
+``application/problem+json`` (RFC 9457) with a stable ``type`` slug::
 
     type     the error's slug, e.g. "insufficient-funds" (stable; listed in docs/api.md)
     title    a short, fixed sentence per type
@@ -9,14 +10,17 @@ leaves as ``application/problem+json`` (RFC 9457) with a stable ``type`` slug::
 
 Ledger errors (``ledger.domain.errors``) carry their own slug; the edge's own problems
 (authentication, idempotency keys, body size, routing) are the ``ApiProblem`` classes below.
-Anything else is a bug: logged with its traceback, answered ``500 internal-error`` without
-one. Routers never build error responses themselves: they raise.
+The read models' errors get their type from the table. Anything else is a bug: logged
+with its traceback, answered ``500 internal-error`` without one. Routers and commands never
+build error answers themselves: they raise. The command line (``api.cli.group``) prints
+``error: <message> [<type>]`` and exits with the table's code.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -35,10 +39,12 @@ from ledger.domain.errors import (
     NotFound,
     RuleViolated,
 )
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+SERVER_ERROR_DETAIL = "something went wrong on the server; it has been logged"
 _RESERVED = frozenset({"type", "title", "status", "detail", "instance"})
 
 
@@ -146,42 +152,100 @@ class InternalError(ApiProblem):
 
 # -- the table ---------------------------------------------------------------------------------
 
-# Exception class -> HTTP status; the most specific class of an exception's MRO wins.
-STATUS_OF: dict[type[Exception], int] = {
+
+@dataclass(frozen=True, slots=True)
+class ErrorKind:
+    """How both edges answer an error class: the HTTP ``status``, the CLI's ``exit_code``,
+    and, for errors without a slug of their own, the problem ``type`` and ``title``."""
+
+    status: int
+    exit_code: int
+    slug: str | None = None
+    title: str | None = None
+
+
+EXIT_FAILED = 1  # the ledger refused the command, or something else failed
+EXIT_USAGE = 2  # the command line itself was wrong
+
+# Exception class -> how the API and the CLI answer it; the most specific class of an
+# exception's MRO wins. Ledger errors and the edge's problems carry their own slug.
+ERRORS: dict[type[Exception], ErrorKind] = {
     # ledger errors
-    InvalidInput: 422,
-    NotFound: 404,
-    Forbidden: 403,
-    RuleViolated: 409,
-    Conflict: 409,
-    LedgerError: 400,
-    # the edge's own
-    BadRequest: 400,
-    IdempotencyKeyMissing: 400,
-    IdempotencyKeyInvalid: 400,
-    Unauthorized: 401,
-    RoleNotAllowed: 403,
-    FundNotAllowed: 403,
-    RouteNotFound: 404,
-    MethodNotAllowed: 405,
-    BodyTooLarge: 413,
-    ValidationFailed: 422,
-    InvalidCursor: 422,
-    InternalError: 500,
-    Unavailable: 503,
+    InvalidInput: ErrorKind(422, EXIT_FAILED),
+    NotFound: ErrorKind(404, EXIT_FAILED),
+    Forbidden: ErrorKind(403, EXIT_FAILED),
+    RuleViolated: ErrorKind(409, EXIT_FAILED),
+    Conflict: ErrorKind(409, EXIT_FAILED),
+    LedgerError: ErrorKind(400, EXIT_FAILED),
+    # the HTTP edge's own
+    ApiProblem: ErrorKind(400, EXIT_FAILED),
+    BadRequest: ErrorKind(400, EXIT_FAILED),
+    IdempotencyKeyMissing: ErrorKind(400, EXIT_FAILED),
+    IdempotencyKeyInvalid: ErrorKind(400, EXIT_FAILED),
+    Unauthorized: ErrorKind(401, EXIT_FAILED),
+    RoleNotAllowed: ErrorKind(403, EXIT_FAILED),
+    FundNotAllowed: ErrorKind(403, EXIT_FAILED),
+    RouteNotFound: ErrorKind(404, EXIT_FAILED),
+    MethodNotAllowed: ErrorKind(405, EXIT_FAILED),
+    BodyTooLarge: ErrorKind(413, EXIT_FAILED),
+    ValidationFailed: ErrorKind(422, EXIT_FAILED),
+    InvalidCursor: ErrorKind(422, EXIT_FAILED),
+    InternalError: ErrorKind(500, EXIT_FAILED),
+    Unavailable: ErrorKind(503, EXIT_FAILED),
+    # the read models (``ledger projections``; the live tables are left as they were)
+    UnknownProjection: ErrorKind(404, EXIT_USAGE, "unknown-projection", "No such projection"),
+    ProjectionError: ErrorKind(500, EXIT_FAILED, "projection-failed", "A projection failed"),
+    RebuildFailed: ErrorKind(500, EXIT_FAILED, "rebuild-failed", "A rebuild process failed"),
+    RebuildSuperseded: ErrorKind(
+        409, EXIT_FAILED, "rebuild-superseded", "Another rebuild took over"
+    ),
+    # anything else is a bug: logged with its traceback, never shown with it
+    Exception: ErrorKind(500, EXIT_FAILED, "internal-error", "Internal error"),
 }
 
 
-def status_for(error_class: type[BaseException]) -> int:
+def kind_for(error_class: type[BaseException]) -> ErrorKind:
     for cls in error_class.__mro__:
-        status = STATUS_OF.get(cls)
-        if status is not None:
-            return status
-    return 500
+        kind = ERRORS.get(cls)
+        if kind is not None:
+            return kind
+    return ERRORS[Exception]
+
+
+def status_for(error_class: type[BaseException]) -> int:
+    return kind_for(error_class).status
 
 
 def status_of(error: BaseException) -> int:
     return status_for(type(error))
+
+
+def exit_code_of(error: BaseException) -> int:
+    return kind_for(type(error)).exit_code
+
+
+def type_and_title(error_class: type[BaseException]) -> tuple[str, str]:
+    """The problem ``type`` (slug) and ``title`` of an error class."""
+    slug, title = getattr(error_class, "slug", None), getattr(error_class, "title", None)
+    if isinstance(slug, str) and isinstance(title, str):
+        return slug, title
+    kind = kind_for(error_class)
+    assert kind.slug is not None, error_class  # every row without a slug has a slugged class
+    assert kind.title is not None, error_class
+    return kind.slug, kind.title
+
+
+def one_line(error: BaseException) -> str:
+    """The CLI's line for an error: ``<message> [<type>]`` (notes added on the way first)."""
+    slug, _ = type_and_title(type(error))
+    if isinstance(error, (LedgerError, ApiProblem)):
+        message = error.message
+    elif kind_for(type(error)) is ERRORS[Exception]:
+        message = f"{type(error).__name__}: {error}"
+    else:
+        message = str(error)
+    notes = getattr(error, "__notes__", None) or []
+    return ": ".join([*notes, message]) + f" [{slug}]"
 
 
 def all_problem_types() -> dict[str, tuple[int, str]]:
@@ -197,6 +261,9 @@ def all_problem_types() -> dict[str, tuple[int, str]]:
 
     walk(LedgerError)
     walk(ApiProblem)
+    for kind in ERRORS.values():
+        if kind.slug is not None and kind.title is not None:
+            out.setdefault(kind.slug, (kind.status, kind.title))
     return dict(sorted(out.items()))
 
 
@@ -235,17 +302,19 @@ def problem_body(
     return body
 
 
-def problem_response(
-    error: LedgerError | ApiProblem, *, instance: str | None = None
-) -> ProblemResponse:
+def problem_response(error: BaseException, *, instance: str | None = None) -> ProblemResponse:
+    """The problem of any error of the table. A server error that is not the edge's own
+    says nothing of what went wrong: its message may hold internals."""
     status = status_of(error)
+    slug, title = type_and_title(type(error))
+    if isinstance(error, (LedgerError, ApiProblem)):
+        detail, facts = error.message, error.facts
+    elif status < 500:
+        detail, facts = str(error), {}
+    else:
+        detail, facts = SERVER_ERROR_DETAIL, {}
     body = problem_body(
-        slug=error.slug,
-        title=error.title,
-        status=status,
-        detail=error.message,
-        instance=instance,
-        facts=error.facts,
+        slug=slug, title=title, status=status, detail=detail, instance=instance, facts=facts
     )
     headers = error.headers if isinstance(error, ApiProblem) else None
     return ProblemResponse(body, status_code=status, headers=headers)
@@ -280,8 +349,9 @@ def validation_problem(errors: Sequence[Any]) -> ValidationFailed:
 # -- handlers ----------------------------------------------------------------------------------
 
 
-async def _ledger_error(request: Request, exc: Exception) -> ProblemResponse:
-    assert isinstance(exc, (LedgerError, ApiProblem))
+async def _problem(request: Request, exc: Exception) -> ProblemResponse:
+    if status_of(exc) >= 500 and not isinstance(exc, ApiProblem):
+        log.error("error on %s %s", request.method, request.url.path, exc_info=exc)
     return problem_response(exc, instance=request.url.path)
 
 
@@ -304,22 +374,20 @@ async def _http_exception(request: Request, exc: Exception) -> ProblemResponse:
     response = problem_response(problem, instance=request.url.path)
     for name, value in (exc.headers or {}).items():
         response.headers.setdefault(name, value)
-    if exc.status_code not in STATUS_OF.values():
+    if exc.status_code not in {kind.status for kind in ERRORS.values()}:
         response.status_code = exc.status_code
     return response
 
 
 async def _unexpected(request: Request, exc: Exception) -> ProblemResponse:
     log.error("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
-    return problem_response(
-        InternalError("something went wrong on the server; it has been logged"),
-        instance=request.url.path,
-    )
+    return problem_response(InternalError(SERVER_ERROR_DETAIL), instance=request.url.path)
 
 
 def install_handlers(api: FastAPI) -> None:
-    api.add_exception_handler(LedgerError, _ledger_error)
-    api.add_exception_handler(ApiProblem, _ledger_error)
+    for error_class in ERRORS:
+        if error_class is not Exception:
+            api.add_exception_handler(error_class, _problem)
     api.add_exception_handler(RequestValidationError, _request_validation)
     api.add_exception_handler(StarletteHTTPException, _http_exception)
     api.add_exception_handler(Exception, _unexpected)

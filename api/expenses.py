@@ -10,8 +10,9 @@ from api.deps import IdempotencyKey, ServicesDep, TreasurerCaller
 from api.errors import problem_responses
 from api.funds import REPLAYED, SlugPath
 from api.money import amount_minor
-from api.reads import expense_row, money
+from api.reads import expense_row
 from api.schemas import ExpenseCreated, ExpenseIn, ExpenseOut, ReversalIn
+from api.views import expense_created, money
 
 router = APIRouter(tags=["expenses"])
 
@@ -50,17 +51,16 @@ def record_expense(
     )
     if not recorded.created:
         response.status_code = 200
-    # Same key, same content: the request is the original's, so is the answer.
-    return ExpenseCreated(
-        id=recorded.value,
+    return expense_created(
+        recorded.value,
         fund=slug,
-        amount=money(minor, currency),
+        amount_minor=minor,
         currency=currency,
         category=body.category,
         paid_on=body.paid_on,
         payee=body.payee,
         description=body.description,
-        purpose=body.purpose or None,
+        purpose=body.purpose,
     )
 
 

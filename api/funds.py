@@ -17,8 +17,9 @@ from api.deps import (
     TreasurerCaller,
 )
 from api.errors import problem_responses
-from api.reads import fund_out, fund_out_from_aggregate, fund_page
+from api.reads import fund_out, fund_page
 from api.schemas import PERIOD_PATTERN, SLUG_PATTERN, FundIn, FundOut, FundPage, PurposeIn
+from api.views import fund_out_from_aggregate
 from ledger.domain.common import fingerprint
 
 router = APIRouter(prefix="/api/funds", tags=["funds"])

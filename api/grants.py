@@ -22,7 +22,7 @@ from api.deps import (
 from api.errors import problem_responses
 from api.funds import REPLAYED, SlugPath
 from api.money import amount_minor
-from api.reads import grant_out, grant_out_from_aggregate, grant_page, grant_row, money
+from api.reads import grant_out, grant_page, grant_row
 from api.schemas import (
     ApprovalIn,
     DisbursementCreated,
@@ -33,14 +33,16 @@ from api.schemas import (
     ReasonIn,
     ReversalIn,
 )
+from api.views import disbursement_created, grant_out_from_aggregate
 from api.writes import Services
 from ledger.domain.errors import GrantNotFound
+from ledger.domain.grant import TRANCHES_MAX
 from projections.queries import fund_row
 
 router = APIRouter(tags=["grants"])
 
 GrantIdPath = Annotated[str, Path(max_length=64, description="The grant's id")]
-TrancheNoPath = Annotated[int, Path(ge=1, le=1000, description="The tranche's number")]
+TrancheNoPath = Annotated[int, Path(ge=1, le=TRANCHES_MAX, description="The tranche's number")]
 ENDING = problem_responses(401, 403, 404, 409, 413, 422)
 
 
@@ -227,18 +229,7 @@ def disburse(
     if not recorded.created:
         response.status_code = 200
     tranche = recorded.value
-    grant = tranche.grant
-    paid = tranche.tranche
-    return DisbursementCreated(
-        grant_id=str(grant.id),
-        tranche_no=tranche.tranche_no,
-        amount=money(paid.amount_minor, currency),
-        currency=currency,
-        paid_on=paid.paid_on,
-        method=paid.method,
-        reference=paid.reference,
-        evidence_sha256=paid.evidence_sha256,
-    )
+    return disbursement_created(tranche.grant, tranche.tranche_no)
 
 
 @router.post(

@@ -1,9 +1,10 @@
-"""Every limit of the HTTP API, in one place (documented in docs/api.md and the OpenAPI
-schema)."""
+"""Every limit of the HTTP API's own, in one place (documented in docs/api.md and the OpenAPI
+schema). The domain's limits (name and text lengths, committee size, purposes, tranches)
+are imported from ``ledger.domain`` where the edge enforces them, never retyped."""
 
 from __future__ import annotations
 
-from ledger.domain.common import KEY_LEN_MAX, NAME_LEN_MAX, TEXT_LEN_MAX
+from ledger.domain.common import KEY_LEN_MAX, NAME_LEN_MAX
 
 BODY_BYTES_MAX = 64 * 1024  # a request body, counted as it streams in
 PAGE_LIMIT_DEFAULT = 50
@@ -16,9 +17,4 @@ TOKEN_CACHE_TTL_S = 1.0  # a revoked token stops working within this time
 TOKEN_NAME_LEN_MAX = NAME_LEN_MAX
 TOKEN_FUNDS_MAX = 100
 TOKEN_BYTES = 32
-NAME_LEN = NAME_LEN_MAX
-TEXT_LEN = TEXT_LEN_MAX
-EXTERNAL_REF_LEN = 100
 AMOUNT_LEN_MAX = 40
-COMMITTEE_SIZE_MAX = 50
-PURPOSES_MAX = 100

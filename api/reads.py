@@ -1,6 +1,6 @@
-"""Reading the read models for the API: pages of funds, donations and grants, one grant,
-the fund of an expense — and the same shapes built from aggregates, so that a write's
-answer and a later read look alike.
+"""Reading the read models for the API and the command line: pages of funds, donations and
+grants, one fund, one grant, the fund of an expense. ``api.views`` turns the rows into what
+is shown.
 
 This is an adapter over ``projections.tables`` for what ``projections.queries`` does not
 offer (paged lists, single rows); figures and reports come from ``projections`` itself.
@@ -12,73 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
 from api.errors import InvalidCursor
-from api.schemas import (
-    ApprovalOut,
-    DonationFullOut,
-    DonationPublicOut,
-    DonorDetailsOut,
-    FiguresOut,
-    FundFiguresOut,
-    FundOut,
-    GranteeOut,
-    GrantOut,
-    PurposeOut,
-    TrancheOut,
-)
+from api.schemas import FundOut, GrantOut
+from api.views import fund_view, grant_view
 from ledger.domain.errors import DonationNotFound, ExpenseNotFound, GrantNotFound
-from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
-from ledger.domain.fund import Fund
-from ledger.domain.grant import Grant
-from ledger.domain.money import format_amount
-from projections.queries import Figures, FundFigures, fund_figures, fund_row, purpose_names
+from projections.queries import fund_figures, fund_row, purpose_names
 from projections.tables import LIVE
 
 CURSOR_VERSION = "c1"
-
-
-# -- money and figures -------------------------------------------------------------------------
-
-
-def money(amount_minor: int, currency: str) -> str:
-    return format_amount(int(amount_minor), currency=currency)
-
-
-def figures_from_minor(figures: Mapping[str, int], currency: str) -> FiguresOut:
-    """From an aggregate's figures (``received``, ... in minor units)."""
-    values = {name: money(figures[name], currency) for name in FIGURE_NAMES}
-    return FiguresOut(
-        **values,
-        on_hand=money(on_hand_of(dict(figures)), currency),
-        available=money(available_of(dict(figures)), currency),
-    )
-
-
-def figures_out(f: Figures, currency: str) -> FiguresOut:
-    return FiguresOut(
-        received=money(f.received_minor, currency),
-        refunded=money(f.refunded_minor, currency),
-        committed=money(f.committed_minor, currency),
-        released=money(f.released_minor, currency),
-        disbursed=money(f.disbursed_minor, currency),
-        expenses=money(f.expenses_minor, currency),
-        on_hand=money(f.on_hand_minor, currency),
-        available=money(f.available_minor, currency),
-    )
-
-
-def fund_figures_out(ff: FundFigures) -> FundFiguresOut:
-    return FundFiguresOut(
-        totals=figures_out(ff.totals, ff.currency),
-        unrestricted=figures_out(ff.unrestricted, ff.currency),
-        purposes={code: figures_out(f, ff.currency) for code, f in sorted(ff.purposes.items())},
-    )
 
 
 # -- cursors -----------------------------------------------------------------------------------
@@ -119,46 +65,7 @@ def _cursor_date(text: str) -> date:
 
 def fund_out(conn: Connection, slug: str) -> FundOut:
     row = fund_row(conn, slug)
-    names = purpose_names(conn, row["fund_id"])
-    return FundOut(
-        slug=row["slug"],
-        name=row["name"],
-        currency=row["currency"],
-        description=row["description"],
-        host=row["host"],
-        committee=list(row["committee"]),
-        approvals_required=int(row["approvals_required"]),
-        purposes=[
-            PurposeOut(code=code, name=name)
-            for code, name in sorted(names.items())
-            if code != UNRESTRICTED
-        ],
-        closed_periods=sorted(row["closed_periods"]),
-        figures=fund_figures_out(fund_figures(conn, slug)),
-    )
-
-
-def fund_out_from_aggregate(fund: Fund) -> FundOut:
-    currency = fund.currency
-    return FundOut(
-        slug=fund.slug,
-        name=fund.name,
-        currency=currency,
-        description=fund.description,
-        host=fund.host,
-        committee=list(fund.committee),
-        approvals_required=fund.approvals_required,
-        purposes=[PurposeOut(code=c, name=n) for c, n in sorted(fund.purposes.items())],
-        closed_periods=sorted(fund.closed_periods),
-        figures=FundFiguresOut(
-            totals=figures_from_minor(fund.totals(), currency),
-            unrestricted=figures_from_minor(fund.figures[UNRESTRICTED], currency),
-            purposes={
-                code: figures_from_minor(fund.figures[code], currency)
-                for code in sorted(fund.purposes)
-            },
-        ),
-    )
+    return fund_view(row, purpose_names(conn, row["fund_id"]), fund_figures(conn, slug))
 
 
 def fund_page(
@@ -177,46 +84,6 @@ def fund_page(
 
 
 # -- donations ---------------------------------------------------------------------------------
-
-
-def _donation_public(row: Mapping[str, Any]) -> dict[str, Any]:
-    currency = row["currency"]
-    return {
-        "receipt_no": row["receipt_no"],
-        "fund": row["fund_slug"],
-        "amount": money(row["amount_minor"], currency),
-        "currency": currency,
-        "received_on": row["received_on"],
-        "channel": row["channel"],
-        "purpose": row["purpose"] or None,
-        "donor": row["donor_public_name"],
-        "in_kind_description": row["in_kind_description"],
-        "refunded": money(row["refunded_minor"], currency),
-        "reversed": money(row["reversed_minor"], currency),
-        "status": row["status"],
-    }
-
-
-def donation_public_out(row: Mapping[str, Any]) -> DonationPublicOut:
-    return DonationPublicOut(**_donation_public(row))
-
-
-def donation_full_out(row: Mapping[str, Any], details: DonorDetailsOut | None) -> DonationFullOut:
-    return DonationFullOut(
-        **_donation_public(row),
-        id=row["donation_id"],
-        donor_id=row["donor_id"],
-        donor_anonymous=bool(row["donor_anonymous"]),
-        donor_erased=bool(row["donor_erased"]),
-        external_ref=row["external_ref"],
-        note=row["note"],
-        in_kind_valuation_basis=row["in_kind_valuation_basis"],
-        reversed_on=row["reversed_on"],
-        reversal_reason=row["reversal_reason"],
-        recorded_at=row["recorded_at"],
-        recorded_by=row["recorded_by"],
-        donor_details=details,
-    )
 
 
 def donation_rows(
@@ -259,47 +126,6 @@ def donation_row(conn: Connection, donation_id: str) -> dict[str, Any]:
 # -- grants ------------------------------------------------------------------------------------
 
 
-def _grant_out(
-    row: Mapping[str, Any],
-    approvals: Sequence[Mapping[str, Any]],
-    tranches: Sequence[Mapping[str, Any]],
-) -> GrantOut:
-    currency = row["currency"]
-    return GrantOut(
-        id=row["grant_id"],
-        fund=row["fund_slug"],
-        title=row["title"],
-        description=row["description"],
-        purpose=row["purpose"] or None,
-        grantee=GranteeOut(name=row["grantee_name"], id=row["grantee_id"]),
-        status=row["status"],
-        amount=money(row["amount_minor"], currency),
-        currency=currency,
-        committed=money(row["committed_minor"], currency),
-        disbursed=money(row["disbursed_minor"], currency),
-        released=money(row["released_minor"], currency),
-        proposed_on=row["proposed_on"],
-        proposed_by=row["proposed_by"],
-        closing_reason=row["closing_reason"],
-        approvals=[
-            ApprovalOut(member=a["member"], note=a["note"], approved_on=a["approved_on"])
-            for a in approvals
-        ],
-        tranches=[
-            TrancheOut(
-                no=t["tranche_no"],
-                amount=money(t["amount_minor"], currency),
-                paid_on=t["paid_on"],
-                method=t["method"],
-                reference=t["reference"],
-                evidence_sha256=t["evidence_sha256"],
-                reversed=bool(t["reversed"]),
-            )
-            for t in tranches
-        ],
-    )
-
-
 def _grants_out(conn: Connection, rows: list[dict[str, Any]]) -> list[GrantOut]:
     if not rows:
         return []
@@ -316,7 +142,7 @@ def _grants_out(conn: Connection, rows: list[dict[str, Any]]) -> list[GrantOut]:
     ).mappings():
         tranches.setdefault(tr["grant_id"], []).append(dict(tr))
     return [
-        _grant_out(r, approvals.get(r["grant_id"], []), tranches.get(r["grant_id"], []))
+        grant_view(r, approvals.get(r["grant_id"], []), tranches.get(r["grant_id"], []))
         for r in rows
     ]
 
@@ -357,45 +183,6 @@ def grant_page(
         encode_cursor(rows[-1]["proposed_on"].isoformat(), rows[-1]["grant_id"]) if more else None
     )
     return _grants_out(conn, rows), next_cursor
-
-
-def grant_out_from_aggregate(grant: Grant) -> GrantOut:
-    currency = grant.currency
-    return GrantOut(
-        id=str(grant.id),
-        fund=grant.fund_slug,
-        title=grant.title,
-        description=grant.description,
-        purpose=grant.purpose or None,
-        grantee=GranteeOut(name=grant.grantee_name, id=grant.grantee_id),
-        status=grant.status,
-        amount=money(grant.amount_minor, currency),
-        currency=currency,
-        committed=money(grant.committed_minor, currency),
-        disbursed=money(grant.disbursed_minor, currency),
-        released=money(grant.released_minor, currency),
-        proposed_on=date.fromisoformat(grant.proposed_on),
-        proposed_by=grant.proposer,
-        closing_reason=grant.closing_reason,
-        approvals=[
-            ApprovalOut(
-                member=a["member"], note=a["note"], approved_on=date.fromisoformat(a["approved_on"])
-            )
-            for a in grant.approvals
-        ],
-        tranches=[
-            TrancheOut(
-                no=no,
-                amount=money(t.amount_minor, currency),
-                paid_on=date.fromisoformat(t.paid_on),
-                method=t.method,
-                reference=t.reference,
-                evidence_sha256=t.evidence_sha256,
-                reversed=t.reversed,
-            )
-            for no, t in enumerate(grant.tranches, start=1)
-        ],
-    )
 
 
 # -- expenses ----------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from sqlalchemy import Connection, func, select
 from api.deps import PublicCaller, ReaderCaller, ServicesDep
 from api.errors import problem_responses
 from api.funds import SlugPath
-from api.reads import figures_out, fund_figures_out, money
 from api.schemas import (
     ApprovalOut,
     BalanceOut,
@@ -29,6 +28,7 @@ from api.schemas import (
     ReportOut,
     ReportTrancheOut,
 )
+from api.views import figures_out, fund_figures_out, money
 from api.writes import Services
 from projections.exports import BOM, DONATION_COLUMNS_FULL, EXPORT_KINDS, iter_csv
 from projections.queries import figures_as_of, fund_row

@@ -21,23 +21,28 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.limits import (
-    AMOUNT_LEN_MAX,
+from api.limits import AMOUNT_LEN_MAX
+from ledger.domain.common import (
+    APPROVALS_REQUIRED_MAX,
+    CODE_RE,
     COMMITTEE_SIZE_MAX,
-    EXTERNAL_REF_LEN,
-    NAME_LEN,
+    NAME_LEN_MAX,
+    PERIOD_RE,
     PURPOSES_MAX,
-    TEXT_LEN,
+    SHA256_HEX_RE,
+    SLUG_RE,
+    TEXT_LEN_MAX,
 )
-from ledger.domain.common import APPROVALS_REQUIRED_MAX
-from ledger.domain.donation import CHANNELS
+from ledger.domain.donation import CHANNELS, EXTERNAL_REF_LEN_MAX
 from ledger.domain.figures import EXPENSE_CATEGORIES
-from ledger.domain.grant import DISBURSEMENT_METHODS, STATUSES
+from ledger.domain.grant import DISBURSEMENT_METHODS, REFERENCE_LEN_MAX, STATUSES
+from projections.donations import DONATION_STATUSES
 
-SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$"
-CODE_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$"
+# The domain's own patterns and limits, as the edge documents and enforces them.
+SLUG_PATTERN = SLUG_RE.pattern
+CODE_PATTERN = CODE_RE.pattern
 AMOUNT_PATTERN = r"^[0-9]{1,18}(?:\.[0-9]{1,18})?$"
-PERIOD_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])$"
+PERIOD_PATTERN = PERIOD_RE.pattern
 
 
 def _iso_date_text(value: Any) -> Any:
@@ -59,16 +64,16 @@ Amount = Annotated[
     ),
 ]
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LEN)]
-Text = Annotated[str, StringConstraints(max_length=TEXT_LEN)]
-Reason = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LEN_MAX)]
+Text = Annotated[str, StringConstraints(max_length=TEXT_LEN_MAX)]
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
 Slug = Annotated[str, StringConstraints(pattern=SLUG_PATTERN)]
 Code = Annotated[str, StringConstraints(pattern=CODE_PATTERN)]
 Channel = Literal[CHANNELS]  # type: ignore[valid-type]
 Category = Literal[EXPENSE_CATEGORIES]  # type: ignore[valid-type]
 Method = Literal[DISBURSEMENT_METHODS]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
-DonationStatus = Literal["received", "partially_refunded", "refunded", "reversed"]
+DonationStatus = Literal[DONATION_STATUSES]  # type: ignore[valid-type]
 
 
 class RequestModel(BaseModel):
@@ -106,8 +111,8 @@ class DonorIn(RequestModel):
 
 
 class InKindIn(RequestModel):
-    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
-    valuation_basis: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
+    valuation_basis: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
 
 
 class DonationIn(RequestModel):
@@ -117,7 +122,7 @@ class DonationIn(RequestModel):
     purpose: Code | None = None
     donor: DonorIn = Field(default_factory=lambda: DonorIn(anonymous=True))
     external_ref: (
-        Annotated[str, StringConstraints(min_length=1, max_length=EXTERNAL_REF_LEN)] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=EXTERNAL_REF_LEN_MAX)] | None
     ) = None
     note: Text = ""
     in_kind: InKindIn | None = None
@@ -159,8 +164,8 @@ class DisbursementIn(RequestModel):
     amount: Amount
     paid_on: IsoDate | None = Field(default=None, description="Default: today")
     method: Method
-    reference: Name
-    evidence_sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    reference: Annotated[str, StringConstraints(min_length=1, max_length=REFERENCE_LEN_MAX)]
+    evidence_sha256: Annotated[str, StringConstraints(pattern=SHA256_HEX_RE.pattern)] | None = None
 
 
 class ExpenseIn(RequestModel):
@@ -168,7 +173,7 @@ class ExpenseIn(RequestModel):
     category: Category
     paid_on: IsoDate
     payee: Name
-    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN)]
+    description: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
     purpose: Code | None = None
 
 

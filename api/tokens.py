@@ -57,9 +57,6 @@ class TokenInfo:
     def active(self) -> bool:
         return self.revoked_at is None
 
-    def may_write(self, fund_slug: str) -> bool:
-        return not self.funds or fund_slug in self.funds
-
 
 def hash_token(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()

@@ -42,7 +42,7 @@ from ledger.domain.donation import Donation, mask_name  # noqa: E402
 from ledger.domain.fund import Fund  # noqa: E402
 from ledger.domain.grant import Grant  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
-from projections.cli import open_store  # noqa: E402
+from projections.db import open_store  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402
 
 PUT_EVENTS = 20_000  # events per write transaction while generating

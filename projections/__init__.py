@@ -9,9 +9,8 @@ The usual entry points::
     with engine.connect() as conn:
         figures = fund_figures(conn, "tea-village")
 
-``projections.rebuild.rebuild(app, engine)`` rebuilds from zero;
-``projections.cli.projections_app`` is the ``ledger projections`` command line. Nothing
-happens at import time.
+``projections.rebuild.rebuild(app, engine)`` rebuilds from zero (``ledger projections
+rebuild``, in ``api.cli.projections``, runs it). Nothing happens at import time.
 """
 
 from projections.db import make_engine

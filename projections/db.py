@@ -24,7 +24,9 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL
 
+from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import InvalidInput
+from ledger.settings import Settings
 from ledger.store import StoreUrl, parse_url, sqlite_write_lock
 from projections.engine.transactions import WRITE_OPTION
 
@@ -131,3 +133,10 @@ def _sqlite_transactions(engine: Engine, path: str) -> None:
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
         for lock in reversed(record.info.pop(_HELD_KEY, [])):
             lock.release()
+
+
+def open_store(settings: Settings) -> tuple[LedgerApp, Engine]:
+    """The application and the read models' engine of ``settings`` (a rebuild's workers
+    open the store with it again: ``functools.partial(open_store, settings)``)."""
+    app = create_app(settings)
+    return app, make_engine(settings.database_url)

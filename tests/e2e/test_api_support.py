@@ -121,13 +121,40 @@ class World:
         return committed
 
 
+class LedgerThatFails(LedgerApp):
+    """The real ledger, whose next call of a command can be made to fail: a fault injected
+    where the API meets the core (the app is built with it), no method patched."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._faults: dict[str, BaseException] = {}
+
+    def fail_next(self, command: str, error: BaseException) -> None:
+        self._faults[command] = error
+
+    def _fault(self, command: str) -> None:
+        error = self._faults.pop(command, None)
+        if error is not None:
+            raise error
+
+    def record_donation(self, **kwargs: Any) -> Any:
+        self._fault("record_donation")
+        return super().record_donation(**kwargs)
+
+
 @contextmanager
 def serve(
-    url: str, tmp_path: Path, clock: Callable[[], Any], *, cache_ttl_s: float = 0.0
+    url: str,
+    tmp_path: Path,
+    clock: Callable[[], Any],
+    *,
+    cache_ttl_s: float = 0.0,
+    ledger_class: type[LedgerApp] = LedgerApp,
 ) -> Iterator[World]:
-    """The API on ``url``: projections running, tokens for every role."""
+    """The API on ``url``: projections running, tokens for every role; the ledger a
+    ``ledger_class`` (a fake such as ``LedgerThatFails``)."""
     settings = Settings(database_url=url, key_dir=tmp_path / "keys", timezone="Asia/Shanghai")
-    ledger = LedgerApp(settings, clock=clock)
+    ledger = ledger_class(settings, clock=clock)
     services = Services.open(settings, app=ledger)
     services.tokens.cache_ttl_s = cache_ttl_s
     try:

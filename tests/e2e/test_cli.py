@@ -115,7 +115,8 @@ def test_demo_history_has_the_expected_figures(ledger_env: dict[str, str]) -> No
     shown = ok_json("fund", "show", "tea-village")
     assert shown["committee"] == ["李德福", "王秀英", "张建国"]
     assert shown["approvals_required"] == 2
-    assert [p["code"] for p in shown["purposes"]] == ["elderly-care", "education"]
+    # By code, as GET /api/funds/{slug} lists them (the CLI shows the API's view).
+    assert [p["code"] for p in shown["purposes"]] == ["education", "elderly-care"]
     assert len(shown["closed_periods"]) == 1
     totals = shown["figures"]["totals"]
     assert totals == {
@@ -312,7 +313,7 @@ def test_a_grant_through_its_whole_life(ledger_env: dict[str, str]) -> None:
         "400.00",
         "200.00",
     )
-    assert closed["approvals"] == ["乙", "丙"]
+    assert [a["member"] for a in closed["approvals"]] == ["乙", "丙"]  # the API's shape
     education = figures(FUND)["purposes"]["education"]
     assert education == {
         "received": "1000.00",
@@ -392,6 +393,41 @@ def test_expenses_purposes_and_closed_months(ledger_env: dict[str, str]) -> None
     assert shown["closed_periods"] == ["2025-01"]
     assert shown["figures"]["totals"]["expenses"] == "0.00"
     assert shown["figures"]["totals"]["available"] == "300.00"
+
+
+def test_fund_show_shows_what_the_api_shows_on_the_same_database(
+    ledger_env: dict[str, str],
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_api
+
+    ok(*OPEN_FUND)
+    ok(*record_args("1000.00", "d-1", "--purpose", "education"))
+    ok(*record_args("250.00", "d-2"))
+    grant_id = ok_json(
+        "grant", "propose", FUND, "--title", "t", "--amount", "300.00", "--grantee-name", "g",
+        "--purpose", "education", "--key", "g-1", "--actor", "treasurer",
+    )["id"]  # fmt: skip
+    ok("grant", "approve", grant_id, "--actor", "甲")
+    ok("grant", "approve", grant_id, "--actor", "乙")
+    ok("grant", "disburse", grant_id, "--amount", "100.00", "--method", "bank",
+       "--reference", "TX-1", "--key", "t-1", "--actor", "treasurer")  # fmt: skip
+    ok("expense", "record", FUND, "--amount", "20.00", "--category", "program",
+       "--paid-on", "2025-01-20", "--payee", "p", "--description", "d", "--key", "e-1",
+       "--actor", "treasurer")  # fmt: skip
+
+    shown = ok_json("fund", "show", FUND)
+    with TestClient(create_api(get_settings())) as client:
+        served = client.get(f"/api/funds/{FUND}")
+
+    assert served.status_code == 200, served.text
+    assert shown == served.json()
+    assert shown["figures"]["totals"]["on_hand"] == "1130.00"
+    assert shown["figures"]["purposes"]["education"]["available"] == "700.00"
+    text = ok("fund", "show", FUND).stdout
+    assert "1130.00" in text
+    assert "700.00" in text
 
 
 # -- help ------------------------------------------------------------------------------------

@@ -30,8 +30,7 @@ from read_models_support import (  # type: ignore[import-not-found]
 )
 from sqlalchemy import Engine, inspect
 
-from projections.cli import open_store
-from projections.db import make_engine
+from projections.db import make_engine, open_store
 from projections.engine.pages import Page, PageWriter, Sink
 from projections.errors import ProjectionError
 from projections.funds import FundsProjection

@@ -22,10 +22,10 @@ from read_models_support import (  # type: ignore[import-not-found]
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from api.cli.projections import projections_app
 from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
-from projections.cli import projections_app
 from projections.db import make_engine
 from projections.exports import BOM, export_csv
 from projections.queries import figures_as_of

@@ -6,6 +6,10 @@ the six running figures of ``ledger.domain.figures``; each money event moves its
 ``available`` never goes below zero: every command that takes money out checks it first.
 Each money event names the donation, grant or expense it belongs to; the other aggregate's
 own event is saved in the same transaction, so the two never disagree.
+
+Longer than 500 lines because an aggregate, its events and its rules live together: nine
+money events and four of structure, each a validating command beside the method that
+records it.
 """
 
 from __future__ import annotations

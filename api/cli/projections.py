@@ -1,6 +1,7 @@
 """``ledger projections …``: the read models' status and rebuild.
 
-``projections_app`` is a Typer app; the ``ledger`` command line mounts it.
+These commands read their settings from ``LEDGER_*`` only (not from ``--database-url``):
+a rebuild's worker processes open the store with the same settings.
 """
 
 from __future__ import annotations
@@ -25,38 +26,24 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import Engine
 
-from ledger.application import LedgerApp, create_app
-from ledger.domain.errors import LedgerError
-from ledger.settings import Settings, get_settings
-from projections.db import make_engine
-from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
+from api.cli.group import command_group
+from ledger.application import LedgerApp
+from ledger.settings import get_settings
+from projections.db import open_store
+from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded
 from projections.rebuild import REBUILD_BATCH_EVENTS, rebuild
 from projections.registry import PROJECTION_NAMES, ensure_schema
 from projections.status import projection_status
 
-projections_app = typer.Typer(
-    help="Read models: where they are in the event log, and rebuilding them.",
-    no_args_is_help=True,
+projections_app = command_group(
+    "Read models: where they are in the event log, and rebuilding them."
 )
 console = Console()
-errors = Console(stderr=True)
-
-
-def open_store(settings: Settings) -> tuple[LedgerApp, Engine]:
-    """The application and the read models' engine of ``settings`` (a rebuild's workers
-    open the store with it again: ``functools.partial(open_store, settings)``)."""
-    app = create_app(settings)
-    return app, make_engine(settings.database_url)
 
 
 @contextmanager
 def _opened() -> Iterator[tuple[LedgerApp, Engine]]:
-    settings = get_settings()
-    try:
-        app, engine = open_store(settings)
-    except LedgerError as e:
-        errors.print(f"error: {e}")
-        raise typer.Exit(1) from None
+    app, engine = open_store(get_settings())
     try:
         yield app, engine
     finally:
@@ -149,13 +136,11 @@ def rebuild_command(
                     opener=functools.partial(open_store, get_settings()),
                     workers=jobs,
                 )
-            except UnknownProjection as e:
-                errors.print(f"error: {e}")
-                raise typer.Exit(2) from None
             except (ProjectionError, RebuildFailed, RebuildSuperseded) as e:
-                # The live tables are untouched and the rebuild's own were dropped.
-                errors.print(f"error: the rebuild failed, the read models are as before: {e}")
-                raise typer.Exit(1) from None
+                # The live tables are untouched and the rebuild's own were dropped: say so
+                # (the error table gives the exit code and the type).
+                e.add_note("the rebuild failed, the read models are as before")
+                raise
     console.print(
         f"rebuilt {', '.join(result.names)}: {result.events:,} events in "
         f"{result.elapsed_s:.1f} s ({result.events_per_s:,.0f}/s), generation "

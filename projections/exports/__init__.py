@@ -1,0 +1,1 @@
+"""Exports of a fund's books for other tools (Beancount, hledger)."""
