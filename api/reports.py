@@ -30,7 +30,7 @@ from api.schemas import (
 )
 from api.views import figures_out, fund_figures_out, money
 from api.writes import Services
-from projections.exports import BOM, DONATION_COLUMNS_FULL, EXPORT_KINDS, iter_csv
+from projections.exports.csv_files import BOM, DONATION_COLUMNS_FULL, EXPORT_KINDS, iter_csv
 from projections.queries import figures_as_of, fund_row
 from projections.reports import Flows, TransparencyReport, build_report
 from projections.tables import LIVE

@@ -15,7 +15,7 @@ rebuild``, in ``api.cli.projections``, runs it). Nothing happens at import time.
 
 from projections.db import make_engine
 from projections.errors import InvariantBroken, ProjectionError
-from projections.exports import export_csv, iter_csv
+from projections.exports.csv_files import export_csv, iter_csv
 from projections.queries import (
     Figures,
     FundFigures,

@@ -1,4 +1,4 @@
-"""The transparency report of a fund for a period (the CSV exports: ``projections.exports``).
+"""The transparency report of a fund for a period (CSV: ``projections.exports.csv_files``).
 
 ``build_report(conn, slug, date_from=..., date_to=...)`` returns plain data (dataclasses;
 ``as_dict()`` for JSON): the fund, its figures at the start and the end of the period, the

@@ -27,7 +27,7 @@ from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
 from projections.db import make_engine
-from projections.exports import BOM, export_csv
+from projections.exports.csv_files import BOM, export_csv
 from projections.queries import figures_as_of
 from projections.reports import administration_share, build_report
 from projections.runner import ProjectionRunner
