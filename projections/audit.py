@@ -67,7 +67,7 @@ SIGNING_KEY_FILE = "audit-signing.key"
 PUBLIC_KEY_FILE = "audit-signing.vkey"
 
 
-class AuditProjection(Projection):
+class AuditProjection(Projection[Tables]):
     """Appends one leaf per notification, in log order; persists the nodes each completes."""
 
     name = "audit"
