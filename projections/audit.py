@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,7 +43,7 @@ from sqlalchemy import (
 )
 
 from ledger.audit.checkpoint import Checkpoint, parse_checkpoint, sign_checkpoint
-from ledger.audit.leaf import leaf_hash_of, record_of
+from ledger.audit.leaf import StoredRecord, leaf_hash_of, read_records, record_of
 from ledger.audit.merkle import (
     Coord,
     Frontier,
@@ -256,11 +256,12 @@ def all_checkpoints(conn: Connection) -> list[StoredCheckpoint]:
 
 
 def cosignature_lines(conn: Connection, size: int) -> list[str]:
+    """The witnesses' signature lines of a checkpoint, each ending in a newline."""
     c = audit_cosignatures.c
     rows = conn.execute(
         select(c.line).where(c.tree_size == size).order_by(c.witness, c.key_id)
     ).all()
-    return [str(r[0]) for r in rows]
+    return [f"{r[0]}\n" for r in rows]
 
 
 def served_note(conn: Connection, stored: StoredCheckpoint) -> str:
@@ -268,7 +269,7 @@ def served_note(conn: Connection, stored: StoredCheckpoint) -> str:
     lines = cosignature_lines(conn, stored.size)
     if not lines:
         return stored.note
-    return stored.note + "".join(f"{line}\n" for line in lines)
+    return stored.note + "".join(lines)
 
 
 def add_cosignature(conn: Connection, size: int, signature: Signature) -> None:
@@ -283,7 +284,7 @@ def add_cosignature(conn: Connection, size: int, signature: Signature) -> None:
             tree_size=size,
             witness=signature.name,
             key_id=signature.key_id,
-            line=signature.line,
+            line=signature.line.rstrip("\n"),
             received_at=datetime.now(UTC),
         )
     )
@@ -339,6 +340,39 @@ def check_signed_roots(engine: Engine) -> None:
                     f"the log's root at size {stored.size} is not the one signed: "
                     "the stored events changed after they were signed"
                 )
+
+
+# -- reading the log with its leaves ---------------------------------------------------------
+
+
+def export_records(
+    recorder: Any, engine: Engine
+) -> tuple[Iterator[StoredRecord], Iterator[bytes], Callable[[], None]]:
+    """The stored records in log order (read from the store itself, page by page) and the
+    leaf hashes the log recorded (level 0 of the tree); the third is a closer."""
+    conn = engine.connect()
+    return read_records(recorder), leaf_hashes(conn), conn.close
+
+
+def stored_records(recorder: Any, leaves: Sequence[LeafRow]) -> list[tuple[int, StoredRecord]]:
+    """The stored records of these leaves (consecutive, in order) as the store holds them."""
+    if not leaves:
+        return []
+    by_id = {leaf.notification_id: leaf.leaf_index for leaf in leaves}
+    out: list[tuple[int, StoredRecord]] = []
+    start = leaves[0].notification_id
+    stop = leaves[-1].notification_id
+    while start <= stop:
+        page = recorder.select_notifications(start=start, limit=len(leaves) + 10)
+        if not page:
+            break
+        for notification in page:
+            if notification.id > stop:
+                break
+            if notification.id in by_id:
+                out.append((by_id[notification.id], record_of(notification)))
+        start = page[-1].id + 1
+    return out
 
 
 # -- the signing key -----------------------------------------------------------------------------
