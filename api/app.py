@@ -17,6 +17,7 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
 from api import audit, donations, expenses, funds, grants, health, ledgerfiles, reports
 from api.auth import api_routes, route_access
@@ -90,6 +91,7 @@ def create_api(
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
+    api.mount(audit.STATIC_PATH, StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -9,7 +9,7 @@ from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
-from fastapi.responses import FileResponse, PlainTextResponse
+from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 
@@ -18,7 +18,6 @@ from api.errors import (
     BadRequest,
     NoCheckpoint,
     ReceiptNotFound,
-    RouteNotFound,
     TreeSizeOutOfRange,
     problem_responses,
 )
@@ -35,9 +34,11 @@ router = APIRouter(tags=["audit"])
 
 NOTE_MEDIA_TYPE = "text/plain; charset=utf-8"
 EVENTS_LIMIT_MAX = 1000
+# The browser's check of a receipt, served by the server itself (``create_api`` mounts it).
 STATIC_DIR = FilePath(__file__).parent / "static" / "audit"
+STATIC_PATH = "/static/audit"
 VERIFY_SCRIPT = "verify-receipt.js"
-VERIFY_SCRIPT_PATH = f"/static/audit/{VERIFY_SCRIPT}"
+VERIFY_SCRIPT_PATH = f"{STATIC_PATH}/{VERIFY_SCRIPT}"
 NOTE_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/plain": {"schema": {"type": "string"}}}, "description": "A note"}
 }
@@ -328,19 +329,6 @@ def add_cosignature(
         for signature in added:
             log.add_cosignature(conn, body.size, signature)
     return {"size": body.size, "added": len(added)}
-
-
-@router.get(
-    VERIFY_SCRIPT_PATH,
-    response_class=FileResponse,
-    summary="The browser check of a receipt (WebCrypto SHA-256 and Ed25519)",
-    include_in_schema=False,
-)
-def verify_script(_: PublicCaller) -> FileResponse:
-    path = STATIC_DIR / VERIFY_SCRIPT
-    if not path.is_file():
-        raise RouteNotFound("no such script")
-    return FileResponse(path, media_type="text/javascript; charset=utf-8")
 
 
 def public_key_of(services: Services) -> str:

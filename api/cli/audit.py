@@ -278,7 +278,7 @@ def check_receipt(
     donation = receipt["donation"]
     typer.echo(
         f"receipt {receipt_no}: {donation['amount']} {donation['currency']} on "
-        f"{donation['received_on']} to {donation['fund_slug']} — leaf {receipt['leaf_index']} "
+        f"{donation['received_on']} to {donation['fund']} — leaf {receipt['leaf_index']} "
         f"of {checkpoint.size:,} in {checkpoint.origin}, root "
         f"{base64.b64encode(checkpoint.root).decode()}: verified"
     )
