@@ -24,7 +24,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from api.cli.common import read_models, state
+from api.cli.common import CATCH_UP_TIMEOUT_S, state
 from api.cli.group import command_group
 from api.errors import Unavailable
 from ledger.audit.checkpoint import Checkpoint, open_checkpoint, parse_checkpoint
@@ -44,6 +44,7 @@ from ledger.audit.witness import AddCheckpoint, Witness
 from ledger.domain.money import format_amount
 from ledger.privacy import write_secret_file
 from projections import audit as log
+from projections.runner import ProjectionRunner
 
 audit_app = command_group(
     "The verifiable log: keys, checkpoints, export, offline verification, witnesses."
@@ -73,6 +74,14 @@ def _err_console() -> Console:
     return Console(stderr=True, highlight=False, markup=False, emoji=False)
 
 
+def _catch_up_log(ctx: typer.Context) -> None:
+    """Bring the Merkle log up to date, and only it: a checkpoint or an export must not
+    wait on (or fail with) another read model."""
+    current = state(ctx)
+    runner = ProjectionRunner(current.app, current.engine, names=[log.AuditProjection.name])
+    runner.catch_up(timeout_s=CATCH_UP_TIMEOUT_S)
+
+
 # -- the log's own commands (on the ledger's database and key folder) --------------------------
 
 
@@ -93,7 +102,8 @@ def checkpoint(
 ) -> None:
     """Sign a checkpoint of the log as it is now (on demand) and print the signed note."""
     current = state(ctx)
-    with read_models(ctx) as conn:
+    _catch_up_log(ctx)
+    with current.engine.connect() as conn:
         if size is not None:
             stored = log.checkpoint_of_size(conn, size)
             if stored is None:
@@ -115,7 +125,8 @@ def export(
 ) -> None:
     """Write the whole log as JSON Lines (streaming; docs/audit.md gives the format)."""
     current = state(ctx)
-    with read_models(ctx) as conn:
+    _catch_up_log(ctx)
+    with current.engine.connect() as conn:
         total = log.tree_size(conn)
     signer = log.signing_key_or_none(Path(current.settings.key_dir))
     origin = signer.name if signer is not None else current.settings.audit_origin
