@@ -8,7 +8,7 @@ import base64
 from pathlib import Path as FilePath
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query
+from fastapi import APIRouter, Body, Path, Query, Response
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
@@ -135,7 +135,7 @@ def covering_checkpoint(services: Services, index: int) -> log.StoredCheckpoint:
 
 @router.get(
     "/api/audit/checkpoint",
-    response_class=PlainTextResponse,
+    response_class=Response,
     summary="The latest signed checkpoint (a C2SP signed note, with cosignatures)",
     responses={**NOTE_RESPONSES, **problem_responses(404)},
 )
@@ -149,7 +149,7 @@ def latest_checkpoint(_: PublicCaller, services: ServicesDep) -> PlainTextRespon
 
 @router.get(
     "/api/audit/checkpoints/{size}",
-    response_class=PlainTextResponse,
+    response_class=Response,
     summary="The signed checkpoint of one tree size",
     responses={**NOTE_RESPONSES, **problem_responses(404, 422)},
 )
@@ -253,7 +253,7 @@ def audit_events(
     "/api/receipts/{receipt_no}",
     response_model=ReceiptOut,
     summary="A donor checks a gift: its public view and its inclusion proof",
-    responses=problem_responses(404),
+    responses=problem_responses(401, 404, 422),
 )
 def receipt(
     caller: PublicCaller,
