@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -37,6 +38,12 @@ from projections.tables import FLOW_NAME_OF, LIVE
 from projections.tracking import projection_state
 
 BOM = "\ufeff"
+# Formula injection (OWASP "CSV Injection"): a spreadsheet runs a cell that starts with one
+# of these as a formula. Such a text cell is written with a leading single quote, which the
+# spreadsheet shows as text. A plain decimal number ("-5.00", an amount we formatted) is left
+# as it is: it cannot be a formula, and an accountant must be able to sum it.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER_RE = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
 EXPORT_KINDS = ("donations", "grants", "disbursements", "expenses", "journal")
 SHARE_PLACES = Decimal("0.0001")
 FLOW_NAMES = tuple(FLOW_NAME_OF[name] for name in FIGURE_NAMES)
@@ -531,6 +538,29 @@ def _columns(kind: str, full: bool) -> list[Column]:
     }[kind]
 
 
+def csv_cell(value: Any) -> Any:
+    """A cell as a spreadsheet may open it safely: text that a spreadsheet would run as a
+    formula gets a leading ``'``; numbers and plain decimal strings stay as they are."""
+    if (
+        isinstance(value, str)
+        and value.startswith(CSV_FORMULA_STARTS)
+        and not _PLAIN_NUMBER_RE.match(value)
+    ):
+        return "'" + value
+    return value
+
+
+class CsvWriter:
+    """``csv.writer`` whose every cell goes through ``csv_cell``: every CSV of the ledger
+    (the exports over HTTP and the command line) is written with it."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
 def iter_csv(
     conn: Connection,
     slug: str,
@@ -546,7 +576,7 @@ def iter_csv(
     fund = fund_row(conn, slug)
     columns = _columns(kind, full)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = CsvWriter(buffer)
     buffer.write(BOM)
     writer.writerow([name for name, _ in columns])
     for i, row in enumerate(_rows(conn, kind, fund, date_from, date_to)):
