@@ -28,6 +28,7 @@ from ledger.audit.checkpoint import open_checkpoint
 from ledger.audit.leaf import leaf_data
 from ledger.audit.note import NoteError, parse_note
 from projections import audit as log
+from projections.engine.transactions import write_engine
 from projections.tables import LIVE
 
 router = APIRouter(tags=["audit"])
@@ -325,7 +326,7 @@ def add_cosignature(
             raise BadRequest("a cosignature carries a timestamp and a 64-byte signature")
         if log_key is not None and signature.name == log_key.name:
             raise BadRequest("the log's own key is not a witness")
-    with services.engine.begin() as conn:
+    with write_engine(services.engine).begin() as conn:
         for signature in added:
             log.add_cosignature(conn, body.size, signature)
     return {"size": body.size, "added": len(added)}

@@ -58,6 +58,7 @@ from ledger.audit.merkle import (
 )
 from ledger.audit.note import Ed25519Signer, NoteError, Signature, parse_note, parse_skey
 from projections.columns import NAMING_CONVENTION, UtcDateTime
+from projections.engine.transactions import write_engine
 from projections.errors import InvariantBroken
 from projections.projection import Projection
 from projections.tables import LIVE, Tables
@@ -306,7 +307,7 @@ def sign_due(engine: Engine, signer: Ed25519Signer) -> list[StoredCheckpoint]:
     """Sign a checkpoint at every multiple of ``CHECKPOINT_EVERY`` the tree has reached and
     no checkpoint covers yet; returns those made."""
     made: list[StoredCheckpoint] = []
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         size = tree_size(conn)
         last = latest_checkpoint(conn)
         start = 0 if last is None else last.size
@@ -319,7 +320,7 @@ def sign_due(engine: Engine, signer: Ed25519Signer) -> list[StoredCheckpoint]:
 def sign_now(engine: Engine, signer: Ed25519Signer) -> StoredCheckpoint:
     """A checkpoint at the tree's current size (the stored one if there is one already)."""
     sign_due(engine, signer)
-    with engine.begin() as conn:
+    with write_engine(engine).begin() as conn:
         size = tree_size(conn)
         existing = checkpoint_of_size(conn, size)
         if existing is not None:
