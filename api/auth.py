@@ -20,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from api.errors import FundNotAllowed, RoleNotAllowed, Unauthorized
-from api.tokens import ROLES, TokenInfo
+from api.tokens import COMMITTEE, FUND_BOUND_ROLES, ROLES, TokenInfo
 from api.writes import Services
 
 _bearer = HTTPBearer(
@@ -38,13 +38,21 @@ class Caller:
     funds: tuple[str, ...]
 
     def check_fund(self, slug: str) -> None:
-        """Writes of a token limited to some funds go to those funds only."""
-        if self.funds and slug not in self.funds:
+        """Writes of a token limited to some funds go to those funds only; a treasurer or
+        committee token that names no fund (made before tokens were bound) writes nowhere."""
+        if (self.funds and slug not in self.funds) or (
+            not self.funds and self.role in FUND_BOUND_ROLES
+        ):
             raise FundNotAllowed(
                 f"the token {self.name!r} may not write to the fund {slug}",
                 fund=slug,
                 allowed=list(self.funds),
             )
+
+    @property
+    def as_member(self) -> bool:
+        """The caller acts as a member of a fund's committee (checked by the ledger)."""
+        return self.role == COMMITTEE
 
 
 class Access:

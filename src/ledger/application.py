@@ -32,12 +32,15 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import JSONTranscoder
 
 from ledger.domain.common import (
+    NAME_LEN_MAX,
     check_date,
+    check_optional_text,
     check_slug,
     donor_id_for,
     entity_id,
     fingerprint,
     fund_id,
+    member_of,
 )
 from ledger.domain.donation import Donation, Refund, check_in_kind, public_name_for
 from ledger.domain.errors import (
@@ -48,9 +51,9 @@ from ledger.domain.errors import (
     FundNotFound,
     GrantNotFound,
     IdempotencyKeyReused,
-    InvalidField,
     InvalidInput,
     LedgerError,
+    NotCommitteeMember,
 )
 from ledger.domain.fund import Expense, Fund
 from ledger.domain.grant import Grant, Tranche
@@ -332,9 +335,13 @@ class LedgerApp(CommandRuntime):
     ) -> Recorded[Donation]:
         donor = donor or DonorIn(anonymous=True)
         donation_id = entity_id(slug, "donation", key)
-        personal = PersonalData(name=donor.name or None, contact=donor.contact or None)
-        if personal.name is not None and not isinstance(personal.name, str):
-            raise InvalidField("donor name must be text", field="donor.name")
+        # The text policy on what is sealed, too: what an auditor reads is what was checked.
+        personal = PersonalData(
+            name=check_optional_text("donor name", donor.name or None, max_len=NAME_LEN_MAX),
+            contact=check_optional_text(
+                "donor contact", donor.contact or None, max_len=NAME_LEN_MAX
+            ),
+        )
         request = fingerprint(
             kind="donation",
             fund=slug,
@@ -515,7 +522,10 @@ class LedgerApp(CommandRuntime):
         grantee_id: str | None = None,
         amount_minor: int,
         actor: str,
+        as_member: bool = False,
     ) -> Recorded[Grant]:
+        """``as_member``: the actor proposes as a member of the fund's committee (checked);
+        otherwise as the fund's treasurer."""
         grant_id = entity_id(slug, "grant", key)
         request = fingerprint(
             kind="grant",
@@ -538,6 +548,12 @@ class LedgerApp(CommandRuntime):
 
         def create() -> Recorded[Grant]:
             fund = self._fund_by_id(fund_id(slug), slug=slug, fresh=True)
+            if as_member and member_of(fund.committee, actor) is None:
+                raise NotCommitteeMember(
+                    f"{actor!r} is not on the committee of the fund {slug}",
+                    member=actor,
+                    fund=slug,
+                )
             grant = Grant.propose(
                 id=grant_id,
                 fund_id=_s(fund.id),
@@ -584,25 +600,44 @@ class LedgerApp(CommandRuntime):
     @command
     def reject_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
         grant = self._grant(grant_id)
-        grant.reject(reason=reason, rejected_on=self.today(), actor=actor)
+        fund = self._fund_by_id(grant.fund_id, fresh=True)
+        grant.reject(reason=reason, rejected_on=self.today(), actor=actor, committee=fund.committee)
         self.save(grant)
         return grant
 
     def cancel_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
-        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=True)
+        """Cancel a committed grant: a decision of a member of its fund's committee."""
+        return self._end_grant(
+            grant_id=grant_id, reason=reason, actor=actor, cancel=True, as_member=True
+        )
 
-    def close_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
-        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=False)
+    def close_grant(
+        self, *, grant_id: UUID | str, reason: str, actor: str, as_member: bool = False
+    ) -> Grant:
+        """Close a committed grant, as its fund's treasurer or (``as_member``, checked) as a
+        member of its fund's committee."""
+        return self._end_grant(
+            grant_id=grant_id, reason=reason, actor=actor, cancel=False, as_member=as_member
+        )
 
     @command
-    def _end_grant(self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool) -> Grant:
+    def _end_grant(
+        self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool, as_member: bool
+    ) -> Grant:
         grant = self._grant(grant_id)
         fund = self._fund_by_id(grant.fund_id)
         today = self.today()
         if cancel:
-            released = grant.cancel(reason=reason, cancelled_on=today, actor=actor)
+            released = grant.cancel(
+                reason=reason, cancelled_on=today, actor=actor, committee=fund.committee
+            )
         else:
-            released = grant.close(reason=reason, closed_on=today, actor=actor)
+            released = grant.close(
+                reason=reason,
+                closed_on=today,
+                actor=actor,
+                committee=fund.committee if as_member else None,
+            )
         if released:
             fund.release_grant(
                 grant_id=_s(grant.id),

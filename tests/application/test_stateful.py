@@ -612,21 +612,30 @@ class LedgerMachine(RuleBasedStateMachine):
         g = self.pick_grant(index, focus, "proposed")
         done = self.run(
             "reject_grant",
-            reasons((g.status != "proposed", e.InvalidState)),
+            reasons(
+                (actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "proposed", e.InvalidState),
+            ),
             lambda: self.app.reject_grant(grant_id=g.id, reason="不批", actor=actor),
         )
         if done is not None:
             g.status = "rejected"
 
     @precondition(lambda self: self.grants)
-    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans())
-    def end_grant(self, index: int, cancel: bool, focus: bool) -> None:
+    @rule(
+        index=INDEX, cancel=st.booleans(), focus=st.booleans(), actor=st.sampled_from(PEOPLE)
+    )
+    def end_grant(self, index: int, cancel: bool, focus: bool, actor: str) -> None:
+        """A member of the committee cancels; the treasurer (any actor: not checked) closes."""
         g = self.pick_grant(index, focus, "committed")
         end = self.app.cancel_grant if cancel else self.app.close_grant
         done = self.run(
             "cancel_grant" if cancel else "close_grant",
-            reasons((g.status != "committed", e.InvalidState)),
-            lambda: end(grant_id=g.id, reason="结束", actor="alice"),
+            reasons(
+                (cancel and actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "committed", e.InvalidState),
+            ),
+            lambda: end(grant_id=g.id, reason="结束", actor=actor),
         )
         if done is None:
             return

@@ -51,7 +51,9 @@ def test_a_served_ledger_records_a_donation_with_a_cli_token(tmp_path: Path) -> 
         env, "fund", "open", "tea-village", "--name", "茶乡振兴基金", "--currency", "CNY",
         "--host", "示例公益基金会", "--committee", "甲", "--committee", "乙", "--actor", "admin",
     )  # fmt: skip
-    token = ledger(env, "token", "create", "--name", "刘晓梅", "--role", "treasurer")
+    token = ledger(
+        env, "token", "create", "--name", "刘晓梅", "--role", "treasurer", "--fund", "tea-village"
+    )
     secret = token.strip().splitlines()[-1]
     assert len(secret) == 43
     assert secret not in ledger(env, "token", "list")

@@ -1105,11 +1105,17 @@ class FundAgainstReferenceModel(RuleBasedStateMachine):
         if grant.status != COMMITTED:
             with pytest.raises(InvalidState):
                 ending(
-                    reason="done", **{"cancelled_on" if cancel else "closed_on": DAY}, actor=ACTOR
+                    reason="done",
+                    **{"cancelled_on" if cancel else "closed_on": DAY},
+                    actor=ACTOR,
+                    committee=[ACTOR] if cancel else None,
                 )
             return
         released = ending(
-            reason="done", **{"cancelled_on" if cancel else "closed_on": DAY}, actor=ACTOR
+            reason="done",
+            **{"cancelled_on" if cancel else "closed_on": DAY},
+            actor=ACTOR,
+            committee=[ACTOR] if cancel else None,
         )
         if released:
             self.fund.release_grant(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import unicodedata
 from datetime import date
 from functools import lru_cache
 from typing import Any
@@ -58,16 +59,66 @@ def fingerprint(**fields: Any) -> str:
     return hashlib.sha256(_CANONICAL_JSON.encode(fields).encode()).hexdigest()
 
 
-def check_text(label: str, value: object, *, max_len: int, required: bool = True) -> str:
+# The text policy: every text an entry carries (names, titles, reasons, notes, committee
+# members, donor details, references) goes through ``check_text``. Unicode general
+# categories refused anywhere: controls (Cc: NUL, BEL, ESC, DEL, C1), formats (Cf: zero-width
+# space and joiners, the BOM, bidi embeddings, overrides and isolates U+202A-202E and
+# U+2066-2069), surrogates (Cs), private use (Co), unassigned (Cn), line and paragraph
+# separators (Zl U+2028, Zp U+2029). Long-form text (``multiline``: descriptions, notes,
+# reasons) may hold line feeds (U+000A), nothing else of these.
+FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+MULTILINE_ALLOWED = frozenset("\n")
+
+
+def check_text(
+    label: str, value: object, *, max_len: int, required: bool = True, multiline: bool = False
+) -> str:
+    """``value`` under the text policy: NFC-normalised and trimmed, refused if blank (when
+    ``required``), longer than ``max_len`` characters (after normalising), or holding a
+    character of ``FORBIDDEN_CATEGORIES``. Returns the normalised text: what is recorded."""
     if not isinstance(value, str):
         raise InvalidField(f"{label} must be text", field=label)
-    if required and not value.strip():
+    text = unicodedata.normalize("NFC", value).strip()
+    if required and not text:
         raise InvalidField(f"{label} must not be empty", field=label)
-    if len(value) > max_len:
+    if len(text) > max_len:
         raise InvalidField(f"{label} is longer than {max_len} characters", field=label)
-    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
-        raise InvalidField(f"{label} contains control characters", field=label)
-    return value
+    for ch in text:
+        if unicodedata.category(ch) in FORBIDDEN_CATEGORIES and not (
+            multiline and ch in MULTILINE_ALLOWED
+        ):
+            codepoint = f"U+{ord(ch):04X}"
+            raise InvalidField(
+                f"{label} contains {codepoint} ({unicodedata.category(ch)}): control, format, "
+                "bidi and separator characters are not allowed",
+                field=label,
+                codepoint=codepoint,
+            )
+    return text
+
+
+def check_optional_text(
+    label: str, value: object, *, max_len: int, multiline: bool = False
+) -> str | None:
+    """``check_text`` for a field that may be absent (None); given, it must not be blank."""
+    if value is None:
+        return None
+    return check_text(label, value, max_len=max_len, multiline=multiline)
+
+
+def identity_key(name: str) -> str:
+    """What two names of people are compared by (committee members, token names): their
+    NFC form, exactly (no case folding: "Bob" is not "bob"). Recorded names are trimmed and
+    refused with format characters, so ``"刘一"`` and ``"刘一\u200b"`` cannot both exist."""
+    return unicodedata.normalize("NFC", name)
+
+
+def member_of(committee: list[str], name: str) -> str | None:
+    """The member of ``committee`` whom ``name`` names (by ``identity_key``), as the
+    committee records them; None if nobody. A member's identity is scoped to one fund: the
+    committee of the fund a grant belongs to is the only one ever asked."""
+    key = identity_key(name)
+    return next((m for m in committee if identity_key(m) == key), None)
 
 
 def check_slug(label: str, value: object, pattern: re.Pattern[str] = SLUG_RE) -> str:

@@ -33,6 +33,7 @@ from ledger.domain.common import (
     check_slug,
     check_text,
     fund_id,
+    identity_key,
     period_of,
 )
 from ledger.domain.errors import (
@@ -62,9 +63,12 @@ def check_committee(committee: object, approvals_required: object) -> tuple[list
         raise InvalidField(
             f"committee must be a list of at most {COMMITTEE_SIZE_MAX} names", field="committee"
         )
-    members = [check_text("committee member", m, max_len=NAME_LEN_MAX).strip() for m in committee]
-    if len(set(members)) != len(members):
-        raise InvalidField("committee members must be distinct", field="committee")
+    members = [check_text("committee member", m, max_len=NAME_LEN_MAX) for m in committee]
+    if len({identity_key(m) for m in members}) != len(members):
+        raise InvalidField(
+            "committee members must be distinct (compared in NFC)",
+            field="committee",
+        )
     if (
         isinstance(approvals_required, bool)
         or not isinstance(approvals_required, int)
@@ -133,16 +137,23 @@ class Fund(Aggregate):
         request_sha256: str,
     ) -> Fund:
         check_slug("slug", slug)
-        check_text("name", name, max_len=NAME_LEN_MAX)
+        name = check_text("name", name, max_len=NAME_LEN_MAX)
         exponent_of(currency)
-        check_text("description", description, max_len=TEXT_LEN_MAX, required=False)
-        check_text("host", host, max_len=NAME_LEN_MAX)
+        description = check_text(
+            "description", description, max_len=TEXT_LEN_MAX, required=False, multiline=True
+        )
+        host = check_text("host", host, max_len=NAME_LEN_MAX)
         members, approvals_required = check_committee(committee, approvals_required)
         if len(purposes) > PURPOSES_MAX:
             raise InvalidField(f"at most {PURPOSES_MAX} purposes", field="purposes")
         codes = [check_slug("purpose code", p.get("code"), CODE_RE) for p in purposes]
-        for p in purposes:
-            check_text("purpose name", p.get("name"), max_len=NAME_LEN_MAX)
+        purposes = [
+            {
+                "code": p["code"],
+                "name": check_text("purpose name", p.get("name"), max_len=NAME_LEN_MAX),
+            }
+            for p in purposes
+        ]
         if len(set(codes)) != len(codes):
             raise DuplicateCode("purpose codes must be distinct", field="purposes")
         return cls(
@@ -227,7 +238,7 @@ class Fund(Aggregate):
 
     def add_purpose(self, *, code: str, name: str, actor: str) -> None:
         check_slug("purpose code", code, CODE_RE)
-        check_text("purpose name", name, max_len=NAME_LEN_MAX)
+        name = check_text("purpose name", name, max_len=NAME_LEN_MAX)
         if code in self.purposes:
             raise DuplicateCode(f"fund {self.slug} already has purpose {code!r}", purpose=code)
         if len(self.purposes) >= PURPOSES_MAX:
@@ -471,8 +482,8 @@ class Fund(Aggregate):
             raise InvalidField(
                 f"category must be one of {', '.join(EXPENSE_CATEGORIES)}", field="category"
             )
-        check_text("payee", payee, max_len=NAME_LEN_MAX)
-        check_text("description", description, max_len=TEXT_LEN_MAX)
+        payee = check_text("payee", payee, max_len=NAME_LEN_MAX)
+        description = check_text("description", description, max_len=TEXT_LEN_MAX, multiline=True)
         code = self.check_purpose(purpose)
         self.check_open(paid_on)
         self._need_available(code, amount_minor, "expense")
@@ -518,7 +529,7 @@ class Fund(Aggregate):
             raise ExpenseNotFound(f"no expense {expense_id} in fund {self.slug}", id=expense_id)
         if expense.reversed:
             raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         self.check_open(reversed_on)
         self._expense_reversed(
             expense_id=expense_id,
