@@ -622,9 +622,7 @@ class LedgerMachine(RuleBasedStateMachine):
             g.status = "rejected"
 
     @precondition(lambda self: self.grants)
-    @rule(
-        index=INDEX, cancel=st.booleans(), focus=st.booleans(), actor=st.sampled_from(PEOPLE)
-    )
+    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans(), actor=st.sampled_from(PEOPLE))
     def end_grant(self, index: int, cancel: bool, focus: bool, actor: str) -> None:
         """A member of the committee cancels; the treasurer (any actor: not checked) closes."""
         g = self.pick_grant(index, focus, "committed")

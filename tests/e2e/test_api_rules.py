@@ -123,3 +123,106 @@ def test_a_donation_keeps_working_for_a_treasurer_bound_to_the_fund(world: World
     world.token("别处出纳", "treasurer", funds=(OTHER_FUND,))
     response = world.post(f"/api/funds/{FUND}/donations", donation_body(), "别处出纳", key="z")
     problem(response, 403, "fund-not-allowed")
+
+
+# -- bounded figures (issue 10, item 3) --------------------------------------------------------
+
+LARGEST = "10000000000000.00"  # the most one entry may carry: 10^15 fen
+
+
+def test_donations_that_would_take_a_figure_past_the_bound_are_refused(world: World) -> None:
+    for _ in range(100):
+        world.donate(LARGEST)
+    totals = world.get(f"/api/funds/{FUND}").json()["figures"]["totals"]
+    assert totals["received"] == "1000000000000000.00"  # the bound, exactly: 10^17 fen
+    body = problem(
+        world.post(f"/api/funds/{FUND}/donations", donation_body("0.01"), key="over"),
+        409,
+        "figure-limit-reached",
+    )
+    assert body["figure"] == "received"
+    assert body["room"] == "0.00"
+    # Nothing stalled: the read models answer, a fund opened afterwards reads at once.
+    world.open_fund(slug=OTHER_FUND)
+    assert world.get(f"/api/funds/{OTHER_FUND}").status_code == 200
+    health = world.get("/api/health").json()
+    assert health["status"] == "ok"
+    assert world.get(f"/api/funds/{FUND}/exports/journal.csv").status_code == 200
+    assert world.get(f"/api/funds/{FUND}/report").status_code == 200
+
+
+def test_a_read_model_that_cannot_write_an_event_stops_alone_and_health_names_it(
+    sqlite_url: str, tmp_path: Path, clock: Any
+) -> None:
+    """A value no 64-bit column holds (what a log written before the bound can carry) is
+    found only when the batch is written: the funds read model is set aside, the others
+    reach the head, and /api/health says which one failed and why."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_api
+    from api.writes import Services
+    from ledger.application import LedgerApp
+    from ledger.domain.common import fund_id
+    from ledger.settings import Settings
+    from projections.funds import FundsProjection
+    from projections.registry import PROJECTIONS
+    from projections.runner import ProjectionRunner
+    from projections.tables import Tables
+
+    settings = Settings(
+        database_url=sqlite_url, key_dir=tmp_path / "keys", timezone="Asia/Shanghai"
+    )
+    ledger = LedgerApp(settings, clock=clock.now)
+    ledger.open_fund(
+        slug=FUND, name="n", currency="CNY", host="h", committee=["a", "b"], actor="admin"
+    )
+    for i in range(150):
+        ledger.record_donation(
+            slug=FUND, key=f"d{i}", amount_minor=100, received_on="2026-11-02",
+            channel="cash", actor="t",
+        )  # fmt: skip
+    credits = [
+        n.id
+        for n in ledger.recorder.select_notifications(1, 100)
+        if n.topic.endswith("Fund.DonationCredited")
+    ]
+    bad = credits[2]  # then about 300 events: each retry of the batch names another
+    tea = str(fund_id(FUND))
+
+    class OverflowingFunds(FundsProjection):
+        def __init__(self, tables: Tables) -> None:
+            super().__init__(tables)
+            for topic, handle in list(self.handlers.items()):
+
+                def handler(n: int, oid: str, e: Any, handle: Any = handle) -> None:
+                    handle(n, oid, e)
+                    if n == bad and oid == tea:
+                        row = self.funds.cache[oid]
+                        row["received_minor"] += 2**63  # no SQLite INTEGER holds it
+                        self.funds.changed(oid, row)
+
+                self.handlers[topic] = handler
+
+    projections = [OverflowingFunds if p.name == "funds" else p for p in PROJECTIONS]
+    services = Services.open(settings, app=ledger, run_projections=False)
+    services.runner = ProjectionRunner(
+        ledger, services.engine, projections=projections, attempts_max=3, backoff_s_first=0.001
+    ).start()
+    try:
+        head = ledger.recorder.max_notification_id()
+        # Set aside after three failed attempts, not after three per event of the batch.
+        assert services.runner.wait_for(head, timeout_s=5)
+        assert "funds" in services.runner.projector.excluded
+        with TestClient(create_api(settings, services=services)) as client:
+            health = client.get("/api/health").json()
+        assert health["status"] == "degraded"
+        by_name = {p["name"]: p for p in health["projections"]}
+        assert by_name["funds"]["failing"] is True
+        assert "OverflowError" in by_name["funds"]["error"]
+        assert by_name["funds"]["position"] < bad
+        others = [p for name, p in by_name.items() if name != "funds"]
+        assert others
+        assert all(not p["failing"] and p["lag"] == 0 for p in others)
+    finally:
+        services.close()
+        ledger.close()

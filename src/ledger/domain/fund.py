@@ -40,6 +40,7 @@ from ledger.domain.errors import (
     AlreadyReversed,
     DuplicateCode,
     ExpenseNotFound,
+    FigureLimitReached,
     InsufficientFunds,
     InvalidDate,
     InvalidField,
@@ -47,11 +48,14 @@ from ledger.domain.errors import (
     UnknownPurpose,
 )
 from ledger.domain.figures import (
+    EFFECTS,
     EXPENSE_CATEGORIES,
+    FIGURE_MINOR_MAX,
     UNRESTRICTED,
     apply_effect,
     available_of,
     on_hand_of,
+    room_left,
     total_of,
     zero_figures,
 )
@@ -222,6 +226,22 @@ class Fund(Aggregate):
     def check_open(self, day: date) -> None:
         check_period_open(self.closed_periods, day)
 
+    def _need_room(self, event_name: str, amount_minor: int) -> None:
+        """Refuse an entry that would take a figure of the fund's totals (and so of a
+        purpose, a month, a grant or the journal's balance) past ``FIGURE_MINOR_MAX``."""
+        room = room_left(self.figures.values(), event_name)
+        if room is not None and amount_minor > room:
+            figure = EFFECTS[event_name].figure
+            raise FigureLimitReached(
+                f"this entry would take the fund's {figure} past "
+                f"{format_amount(FIGURE_MINOR_MAX, currency=self.currency)}, the most a "
+                f"running figure may reach; "
+                f"{format_amount(max(room, 0), currency=self.currency)} is left",
+                figure=figure,
+                room=format_amount(max(room, 0), currency=self.currency),
+                limit=format_amount(FIGURE_MINOR_MAX, currency=self.currency),
+            )
+
     def _need_available(self, purpose: str, amount_minor: int, what: str) -> None:
         available = self.available_minor(purpose)
         if amount_minor > available:
@@ -270,6 +290,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         code = self.check_purpose(purpose)
         self.check_open(received_on)
+        self._need_room("DonationCredited", amount_minor)
         year = str(received_on.year)
         receipt_no = f"{self.slug}-{year}-{self.receipt_seq.get(year, 0) + 1:06d}"
         # Triggered directly, not through an ``@event`` method: the library's decorated-method
@@ -311,6 +332,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         self.check_open(refunded_on)
         self._need_available(purpose, amount_minor, "refund")
+        self._need_room("DonationRefundDebited", amount_minor)
         self._donation_refund_debited(
             donation_id=donation_id,
             refund_id=refund_id,
@@ -339,6 +361,7 @@ class Fund(Aggregate):
         check_amount(amount_minor, allow_zero=True)
         self.check_open(reversed_on)
         self._need_available(purpose, amount_minor, "reversal")
+        self._need_room("DonationReversalDebited", amount_minor)
         self._donation_reversal_debited(
             donation_id=donation_id,
             amount_minor=amount_minor,
@@ -361,6 +384,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         self.check_open(committed_on)
         self._need_available(purpose, amount_minor, "grant")
+        self._need_room("GrantCommitted", amount_minor)
         self._grant_committed(
             grant_id=grant_id,
             amount_minor=amount_minor,
@@ -389,6 +413,7 @@ class Fund(Aggregate):
         the grant checks that the tranche stays within its commitment)."""
         check_amount(amount_minor)
         self.check_open(paid_on)
+        self._need_room("DisbursementDebited", amount_minor)
         self._disbursement_debited(
             grant_id=grant_id,
             tranche_no=tranche_no,
@@ -448,6 +473,7 @@ class Fund(Aggregate):
     ) -> None:
         check_amount(amount_minor)
         self.check_open(released_on)
+        self._need_room("GrantReleased", amount_minor)
         self._grant_released(
             grant_id=grant_id,
             amount_minor=amount_minor,
@@ -487,6 +513,7 @@ class Fund(Aggregate):
         code = self.check_purpose(purpose)
         self.check_open(paid_on)
         self._need_available(code, amount_minor, "expense")
+        self._need_room("ExpenseRecorded", amount_minor)
         self._expense_recorded(
             expense_id=expense_id,
             amount_minor=amount_minor,

@@ -31,8 +31,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "IQD": 3, "LYD": 3, "TND": 3,
 }  # fmt: skip
 
-# The largest amount one entry may carry: 10^15 minor units (10 trillion yuan) keeps every
-# sum of a fund's history far inside a signed 64-bit column.
+# The largest amount one entry may carry: 10^15 minor units (10 trillion yuan). Sums of
+# many entries are bounded separately: no running figure of a fund may pass
+# ``ledger.domain.figures.FIGURE_MINOR_MAX`` (10^17), which a signed 64-bit column holds.
 AMOUNT_MINOR_MAX = 10**15
 
 _DECIMAL_RE = re.compile(r"^(?P<sign>-)?(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]{1,18}))?$")
