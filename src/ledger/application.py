@@ -45,7 +45,6 @@ from ledger.domain.common import (
 from ledger.domain.donation import Donation, Refund, check_in_kind, public_name_for
 from ledger.domain.errors import (
     Conflict,
-    DateInFuture,
     DonationNotFound,
     DuplicateCode,
     FundNotFound,
@@ -176,14 +175,13 @@ class LedgerApp(CommandRuntime):
                 return answer_retry()
             raise
 
-    def _business_date(self, label: str, value: date | str | None) -> date:
+    def _business_date(self, label: str, value: date | str | None, fund: Fund) -> date:
+        """The business date of an entry of ``fund`` (default: today), within its window."""
         today = self.today()
         if value is None:
             return today
         day = check_date(label, value)
-        if day > today:
-            raise DateInFuture(f"{label} {day} is in the future", field=label)
-        return day
+        return fund.check_business_date(label, day, today=today, tz=self.tz)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -363,9 +361,9 @@ class LedgerApp(CommandRuntime):
             return Recorded(existing, created=False)
 
         def create() -> Recorded[Donation]:
-            day = self._business_date("received_on", received_on)
-            check_in_kind(channel, in_kind)
             fund = self._fund(slug)
+            day = self._business_date("received_on", received_on, fund)
+            check_in_kind(channel, in_kind)
             code = fund.check_purpose(purpose)
             donor_id = _s(donor_id_for(donation_id))
             donor_keys: list[DonorKey] = []
@@ -448,8 +446,8 @@ class LedgerApp(CommandRuntime):
                     "this idempotency key recorded a different refund", id=refund_id
                 )
             return Recorded(donation, created=False)
-        day = self._business_date("refunded_on", refunded_on)
         fund = self._fund_by_id(donation.fund_id)
+        day = self._business_date("refunded_on", refunded_on, fund)
         donation.refund(
             refund_id=refund_id,
             amount_minor=amount_minor,
@@ -481,8 +479,8 @@ class LedgerApp(CommandRuntime):
         donation = self._donation(donation_id)
         if donation.reversed and donation.reversal_reason == reason:
             return donation  # a retried reversal
-        day = self._business_date("reversed_on", reversed_on)
         fund = self._fund_by_id(donation.fund_id)
+        day = self._business_date("reversed_on", reversed_on, fund)
         fund.check_open(day)
         amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
         fund.debit_reversal(
@@ -681,8 +679,8 @@ class LedgerApp(CommandRuntime):
                     "this idempotency key recorded a different disbursement", id=tranche_id
                 )
             return Recorded(Disbursement(grant, existing_no), created=False)
-        day = self._business_date("paid_on", paid_on)
         fund = self._fund_by_id(grant.fund_id)
+        day = self._business_date("paid_on", paid_on, fund)
         tranche_no = grant.disburse(
             tranche_id=tranche_id,
             amount_minor=amount_minor,
@@ -715,8 +713,8 @@ class LedgerApp(CommandRuntime):
         actor: str,
     ) -> Grant:
         grant = self._grant(grant_id)
-        day = self._business_date("reversed_on", reversed_on)
         fund = self._fund_by_id(grant.fund_id)
+        day = self._business_date("reversed_on", reversed_on, fund)
         amount_minor, released = grant.reverse_disbursement(
             tranche_no=tranche_no, reason=reason, reversed_on=day, actor=actor
         )
@@ -778,7 +776,7 @@ class LedgerApp(CommandRuntime):
             expense_id=expense_id,
             amount_minor=amount_minor,
             category=category,
-            paid_on=self._business_date("paid_on", paid_on),
+            paid_on=self._business_date("paid_on", paid_on, fund),
             payee=payee,
             description=description,
             purpose=purpose,
@@ -802,7 +800,7 @@ class LedgerApp(CommandRuntime):
         fund.reverse_expense(
             expense_id=expense_id,
             reason=reason,
-            reversed_on=self._business_date("reversed_on", reversed_on),
+            reversed_on=self._business_date("reversed_on", reversed_on, fund),
             actor=actor,
         )
         self.save(fund)

@@ -226,3 +226,56 @@ def test_a_read_model_that_cannot_write_an_event_stops_alone_and_health_names_it
     finally:
         services.close()
         ledger.close()
+
+
+# -- business dates (issue 10, item 5) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "received_on",
+    ["1764720000", "20261102", "2026-W45-1", "2026-11-2", "2026-02-30", "2026-11-02T00:00"],
+)
+def test_a_date_that_is_not_an_iso_calendar_date_is_refused(world: World, received_on: str) -> None:
+    response = world.post(
+        f"/api/funds/{FUND}/donations", donation_body(received_on=received_on), key="k"
+    )
+    problem(response, 422, "validation-error")
+
+
+def test_a_number_is_no_date(world: World) -> None:
+    response = world.post(
+        f"/api/funds/{FUND}/donations", donation_body(received_on=1764720000), key="k"
+    )
+    problem(response, 422, "validation-error")
+
+
+def test_business_dates_stay_within_the_window_of_the_fund(world: World, clock: Any) -> None:
+    from datetime import timedelta
+
+    from ledger.domain.common import BUSINESS_DATE_GRACE_DAYS
+
+    opened_on = clock.today()  # the fund was opened by the fixture, today
+    earliest = opened_on - timedelta(days=BUSINESS_DATE_GRACE_DAYS)
+    path = f"/api/funds/{FUND}/donations"
+    for day, key in ((earliest, "first"), (opened_on, "today")):
+        response = world.post(path, donation_body(received_on=day.isoformat()), key=key)
+        assert response.status_code == 201, response.text
+    assert response.json()["receipt_no"] == f"{FUND}-2026-000001"
+    early = earliest - timedelta(days=1)
+    for day in (early.isoformat(), "0001-01-01", "0026-12-01", "1900-01-01"):
+        body = problem(
+            world.post(path, donation_body(received_on=day), key=f"e{day}"),
+            422,
+            "date-too-early",
+        )
+        assert body["earliest"] == earliest.isoformat()
+    tomorrow = (opened_on + timedelta(days=1)).isoformat()
+    problem(world.post(path, donation_body(received_on=tomorrow), key="t"), 422, "date-in-future")
+    expense = {"amount": "1.00", "category": "program", "payee": "p", "description": "d"}
+    problem(
+        world.post(f"/api/funds/{FUND}/expenses", {**expense, "paid_on": "1900-01-01"}, key="x"),
+        422,
+        "date-too-early",
+    )
+    # The report of the fund still answers: no entry is dated outside its window.
+    assert world.get(f"/api/funds/{FUND}/report").status_code == 200

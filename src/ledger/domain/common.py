@@ -11,12 +11,18 @@ import hashlib
 import json
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from ledger.domain.errors import InvalidDate, InvalidField, PeriodClosed
+from ledger.domain.errors import (
+    DateInFuture,
+    DateTooEarly,
+    InvalidDate,
+    InvalidField,
+    PeriodClosed,
+)
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:community-fund-ledger")
 
@@ -131,15 +137,41 @@ def check_slug(label: str, value: object, pattern: re.Pattern[str] = SLUG_RE) ->
     return value
 
 
+ISO_DATE_RE = re.compile(r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$")
+# The window of business dates: an entry may be dated up to this many days before the day
+# its fund was opened (the books of the two years before can be brought in), and never
+# after today in the ledger's time zone (``LEDGER_TIMEZONE``: every fund's).
+BUSINESS_DATE_GRACE_DAYS = 731
+
+
 def check_date(label: str, value: object) -> date:
+    """An ISO calendar date, ``YYYY-MM-DD`` exactly (not ``20261102``, ``2026-W48-1``, a
+    number or a timestamp)."""
+    if isinstance(value, datetime):
+        raise InvalidDate(f"{label} must be a date, not an instant", field=label)
     if isinstance(value, date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and ISO_DATE_RE.fullmatch(value):
         try:
             return date.fromisoformat(value)
         except ValueError:
-            pass
+            pass  # 2026-02-30
     raise InvalidDate(f"{label} must be an ISO date (YYYY-MM-DD)", field=label)
+
+
+def check_business_date(label: str, day: date, *, opened_on: date, today: date) -> date:
+    """``day`` within the window of business dates of a fund opened on ``opened_on``."""
+    earliest = opened_on - timedelta(days=BUSINESS_DATE_GRACE_DAYS)
+    if day > today:
+        raise DateInFuture(f"{label} {day} is in the future", field=label, latest=str(today))
+    if day < earliest:
+        raise DateTooEarly(
+            f"{label} {day} is more than {BUSINESS_DATE_GRACE_DAYS} days before the fund "
+            f"was opened ({opened_on}); the earliest date it may carry is {earliest}",
+            field=label,
+            earliest=str(earliest),
+        )
+    return day
 
 
 def period_of(day: date | str) -> str:

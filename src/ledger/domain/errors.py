@@ -72,6 +72,11 @@ class DateInFuture(InvalidDate):
     title = "Business date in the future"
 
 
+class DateTooEarly(InvalidDate):
+    slug = "date-too-early"
+    title = "Business date before the window the fund allows"
+
+
 class UnknownPurpose(InvalidInput):
     slug = "unknown-purpose"
     title = "Unknown purpose"

@@ -15,7 +15,7 @@ records it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -28,6 +28,7 @@ from ledger.domain.common import (
     PERIOD_RE,
     PURPOSES_MAX,
     TEXT_LEN_MAX,
+    check_business_date,
     check_date,
     check_period_open,
     check_slug,
@@ -222,6 +223,18 @@ class Fund(Aggregate):
 
     def totals(self) -> dict[str, int]:
         return total_of(self.figures.values())
+
+    def opened_on(self, tz: tzinfo) -> date:
+        """The day the fund was opened, in the time zone ``tz``."""
+        opened_at: datetime = self.created_on
+        return opened_at.astimezone(tz).date()
+
+    def check_business_date(self, label: str, day: date, *, today: date, tz: tzinfo) -> date:
+        """``day`` is a date an entry of this fund may carry: not in the future (``today``,
+        in ``tz``), not more than ``BUSINESS_DATE_GRACE_DAYS`` before the fund was opened."""
+        # (never later than ``today``: a clock set back, as in a rehearsal, moves it too)
+        opened_on = min(self.opened_on(tz), today)
+        return check_business_date(label, day, opened_on=opened_on, today=today)
 
     def check_open(self, day: date) -> None:
         check_period_open(self.closed_periods, day)
