@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from api.errors import FundNotAllowed, RoleNotAllowed, Unauthorized
+from api.middleware import RateLimiter, client_address
 from api.tokens import COMMITTEE, FUND_BOUND_ROLES, ROLES, TokenInfo
 from api.writes import Services
 
@@ -37,12 +38,17 @@ class Caller:
     role: str
     funds: tuple[str, ...]
 
+    def may_act_for(self, slug: str) -> bool:
+        """Whether the token may act for the fund. A token without funds acts for every
+        fund only if it is an admin's (or an auditor's, who only reads); a treasurer or
+        committee token that names no fund (made before tokens were bound) acts for none."""
+        if not self.funds:
+            return self.role not in FUND_BOUND_ROLES
+        return slug in self.funds
+
     def check_fund(self, slug: str) -> None:
-        """Writes of a token limited to some funds go to those funds only; a treasurer or
-        committee token that names no fund (made before tokens were bound) writes nowhere."""
-        if (self.funds and slug not in self.funds) or (
-            not self.funds and self.role in FUND_BOUND_ROLES
-        ):
+        """Writes of a token go to the funds it may act for only."""
+        if not self.may_act_for(slug):
             raise FundNotAllowed(
                 f"the token {self.name!r} may not write to the fund {slug}",
                 fund=slug,
@@ -89,6 +95,8 @@ class Access:
         services: Services = request.app.state.services
         token = _authenticate(services, credentials.credentials)
         if token is None:
+            limiter: RateLimiter = request.app.state.rate_limiter
+            limiter.bad_token(client_address(request.scope))
             raise Unauthorized("the bearer token is unknown or revoked")
         caller = Caller(name=token.name, role=token.role, funds=token.funds)
         if self.public:
