@@ -279,3 +279,79 @@ def test_business_dates_stay_within_the_window_of_the_fund(world: World, clock: 
     )
     # The report of the fund still answers: no entry is dated outside its window.
     assert world.get(f"/api/funds/{FUND}/report").status_code == 200
+
+
+# -- one text policy (issue 10, item 8) -------------------------------------------------------
+
+CHARACTERS = {
+    "NUL": "\x00",
+    "BEL": "\x07",
+    "ESC": "\x1b",
+    "DEL": "\x7f",
+    "C1": "\x9b",
+    "newline": "\n",
+    "U+202E": "\u202e",
+    "U+200B": "\u200b",
+    "U+2028": "\u2028",
+    "BOM": "\ufeff",
+}
+
+
+@pytest.mark.parametrize("ch", CHARACTERS.values(), ids=CHARACTERS.keys())
+def test_every_text_field_refuses_control_format_and_separator_characters(
+    world: World, ch: str
+) -> None:
+    path = f"/api/funds/{FUND}/donations"
+    for i, donor in enumerate(
+        (
+            {"name": f"张{ch}三", "contact": "13800000000"},
+            {"name": "张三", "contact": f"138{ch}00000000"},
+            {"name": "张三", "public_name": f"张{ch}先生"},
+        )
+    ):
+        response = world.post(path, donation_body(donor=donor), key=f"d{i}")
+        assert response.status_code == 422, (donor, response.text)
+    for field in ("name", "host"):
+        response = world.post(
+            "/api/funds", {**_fund_body(), field: f"河边{ch}基金"}, "admin", key=f"f{field}"
+        )
+        problem(response, 422, "invalid-field")
+    response = world.post(
+        "/api/funds", {**_fund_body(), "committee": ["陈校长", f"赵{ch}老师"]}, "admin", key="fc"
+    )
+    problem(response, 422, "invalid-field")
+    grant = {"title": f"课{ch}桌", "grantee": {"name": "g"}, "amount": "1.00"}
+    problem(world.post(f"/api/funds/{FUND}/grants", grant, key="g"), 422, "invalid-field")
+
+
+def test_two_members_that_differ_by_a_zero_width_space_are_refused(world: World) -> None:
+    body = {**_fund_body(), "committee": ["刘一", "刘一\u200b"]}
+    problem(world.post("/api/funds", body, "admin", key="z"), 422, "invalid-field")
+
+
+def test_the_public_mask_of_a_donor_never_carries_a_control_character(world: World) -> None:
+    donated = world.donate(donor={"name": " 王小明 ", "contact": "13800000000"})
+    assert donated["donor"] == "王*明"
+    public = world.get(f"/api/funds/{FUND}/donations").json()["items"]
+    for item in public:
+        assert all(ch.isprintable() for ch in item["donor"]), item
+    response = world.post(
+        f"/api/funds/{FUND}/donations",
+        donation_body(donor={"name": "\x1b[31m张三"}),
+        key="esc",
+    )
+    problem(response, 422, "invalid-field")
+
+
+def test_text_is_stored_trimmed_and_in_nfc(world: World) -> None:
+    grant = world.create(
+        f"/api/funds/{FUND}/grants",
+        {"title": "  Cafe\u0301 ", "grantee": {"name": "g"}, "amount": "1.00"},
+    )
+    assert grant["title"] == "Caf\u00e9"
+
+
+def _fund_body() -> dict[str, Any]:
+    from test_api_support import FUND_BODY
+
+    return {**FUND_BODY, "slug": "text-fund"}
