@@ -56,6 +56,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.fund import Expense, Fund
 from ledger.domain.grant import Grant, Tranche
+from ledger.domain.opening import FundOpening, opening_id
 from ledger.engine.commands import CommandRuntime, command, replay
 from ledger.engine.transcoder import RecordAsDict
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
@@ -249,7 +250,11 @@ class LedgerApp(CommandRuntime):
         approvals_required: int = 2,
         purposes: list[dict[str, str]] | None = None,
         actor: str,
+        key: str | None = None,
     ) -> Recorded[Fund]:
+        """Open a fund. ``key``: the client's idempotency key, recorded (``FundOpening``) in
+        the same write as the fund, so that one key opens one fund, however many requests
+        carry it at once."""
         purposes = [dict(p) for p in purposes or []]
         request = fingerprint(
             kind="fund",
@@ -282,11 +287,30 @@ class LedgerApp(CommandRuntime):
                 actor=actor,
                 request_sha256=request,
             )
-            self.save(fund)
+            if key is None:
+                self.save(fund)
+            else:
+                opening = FundOpening(key=key, slug=slug, request_sha256=request, actor=actor)
+                self.save(fund, opening)
             return Recorded(fund, created=True)
 
         fid = fund_id(check_slug("slug", slug))
-        return self._create_once(fid, create, answer_retry)
+        if key is None:
+            return self._create_once(fid, create, answer_retry)
+
+        def answer_key_retry() -> Recorded[Fund]:
+            opening = self._load(oid)
+            assert isinstance(opening, FundOpening)
+            if opening.request_sha256 != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key opened a different fund", fund=opening.slug
+                )
+            return Recorded(self._fund(opening.slug), created=False)
+
+        oid = opening_id(key)
+        return self._create_once(
+            oid, lambda: self._create_once(fid, create, answer_retry), answer_key_retry
+        )
 
     @command
     def add_purpose(self, *, slug: str, code: str, name: str, actor: str) -> Fund:
