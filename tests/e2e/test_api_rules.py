@@ -355,3 +355,50 @@ def _fund_body() -> dict[str, Any]:
     from test_api_support import FUND_BODY
 
     return {**FUND_BODY, "slug": "text-fund"}
+
+
+# -- corrections never dated before what they correct (issue 10, item 7) ----------------------
+
+
+def test_a_correction_dated_before_what_it_corrects_is_refused(world: World) -> None:
+    world.donate("100.00", received_on="2026-11-02")
+    grant = world.committed_grant("30.00")  # committed today, 2026-11-27
+    path = f"/api/grants/{grant['id']}/disbursements"
+    tranche = {"amount": "10.00", "method": "bank", "reference": "TX1"}
+    body = problem(
+        world.post(path, {**tranche, "paid_on": "2026-11-26"}, key="t0"), 422, "invalid-field"
+    )
+    assert body["field"] == "paid_on"
+    assert world.post(path, {**tranche, "paid_on": "2026-11-27"}, key="t1").status_code == 201
+    reversal = f"/api/grants/{grant['id']}/disbursements/1/reversal"
+    problem(
+        world.post(reversal, {"reason": "退票", "reversed_on": "2026-11-26"}),
+        422,
+        "invalid-field",
+    )
+    expense = world.create(
+        f"/api/funds/{FUND}/expenses",
+        {
+            "amount": "5.00",
+            "category": "program",
+            "paid_on": "2026-11-20",
+            "payee": "p",
+            "description": "d",
+        },
+    )
+    problem(
+        world.post(
+            f"/api/expenses/{expense['id']}/reversal",
+            {"reason": "退货", "reversed_on": "2026-11-19"},
+        ),
+        422,
+        "invalid-field",
+    )
+    done = world.post(
+        f"/api/expenses/{expense['id']}/reversal", {"reason": "退货", "reversed_on": "2026-11-20"}
+    )
+    assert done.status_code == 200, done.text
+    for day in ("2026-11-02", "2026-11-19", "2026-11-20", "2026-11-26", "2026-11-27"):
+        figures = world.get(f"/api/funds/{FUND}/balance", as_of=day).json()["figures"]
+        for part in (figures["totals"], figures["unrestricted"], *figures["purposes"].values()):
+            assert all(not value.startswith("-") for value in part.values()), (day, part)

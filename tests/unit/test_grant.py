@@ -8,7 +8,7 @@ setup events collected; ``disburse(grant, amount_minor, **overrides)`` pays a tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -672,3 +672,26 @@ def test_a_member_is_known_by_the_nfc_form_of_the_name(propose_grant: Propose) -
     grant = propose_grant(actor="alice")
     approve(grant, "Zoe\u0308", committee=[*COMMITTEE, "Zo\u00eb"])  # decomposed, composed
     assert [a["member"] for a in grant.approvals] == ["Zo\u00eb"]
+
+
+def test_a_tranche_dated_before_the_commitment_is_refused_and_the_same_day_accepted(
+    committed_grant: Propose, disburse: Disburse
+) -> None:
+    grant = committed_grant()  # committed on DAY
+    with pytest.raises(InvalidField):
+        disburse(grant, 100, paid_on=DAY - timedelta(days=1))
+    assert disburse(grant, 100, paid_on=DAY) == 1
+
+
+def test_a_tranche_reversal_dated_before_the_tranche_is_refused(
+    committed_grant: Propose, disburse: Disburse
+) -> None:
+    grant = committed_grant()
+    disburse(grant, 100, paid_on=DAY + timedelta(days=2))
+    with pytest.raises(InvalidField):
+        grant.reverse_disbursement(
+            tranche_no=1, reason="x", reversed_on=DAY + timedelta(days=1), actor="treasurer"
+        )
+    grant.reverse_disbursement(
+        tranche_no=1, reason="x", reversed_on=DAY + timedelta(days=2), actor="treasurer"
+    )

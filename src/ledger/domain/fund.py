@@ -104,6 +104,7 @@ class Expense:
     category: str
     reversed: bool
     request_sha256: str
+    paid_on: str = ""  # ISO date; "" in snapshots taken before it was kept
 
 
 class Fund(Aggregate):
@@ -604,6 +605,7 @@ class Fund(Aggregate):
             category=category,
             reversed=False,
             request_sha256=request_sha256,
+            paid_on=occurred_on,
         )
 
     def reverse_expense(
@@ -616,6 +618,12 @@ class Fund(Aggregate):
             raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
         reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         self.check_open(reversed_on)
+        if reversed_on.isoformat() < expense.paid_on:
+            raise InvalidField(
+                f"an expense reversal cannot predate the expense ({expense.paid_on})",
+                field="reversed_on",
+                earliest=expense.paid_on,
+            )
         self._expense_reversed(
             expense_id=expense_id,
             amount_minor=expense.amount_minor,
