@@ -34,6 +34,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ledger.domain.errors import (
     Conflict,
+    FigureLimitReached,
     Forbidden,
     InvalidInput,
     LedgerError,
@@ -198,6 +199,7 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     NotFound: ErrorKind(404, EXIT_FAILED),
     Forbidden: ErrorKind(403, EXIT_FAILED),
     RuleViolated: ErrorKind(409, EXIT_FAILED),
+    FigureLimitReached: ErrorKind(409, EXIT_FAILED),
     Conflict: ErrorKind(409, EXIT_FAILED),
     LedgerError: ErrorKind(400, EXIT_FAILED),
     # the HTTP edge's own

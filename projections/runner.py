@@ -8,9 +8,10 @@
   and take over when it goes. On SQLite several runners are safe (the position is read
   under the write lock) but pointless.
 - A failing batch is rolled back, logged with the event's position, and retried with
-  exponential backoff. A projection that keeps failing on the same event
-  (``attempts_max``) is set aside — logged, shown by ``status()``, ``wait_for`` no longer
-  waits for it — while the others go on; a restart tries it again. A database that is
+  exponential backoff. A projection that keeps failing (``attempts_max`` times without
+  getting past the event it failed on, whether a handler raised or its rows could not be
+  written) is set aside — logged, shown by ``status()`` and ``/api/health``, ``wait_for``
+  no longer waits for it — while the others go on; a restart tries it again. A database that is
   busy or gone is retried without limit (backoff capped at ``backoff_s_max``).
 - Before it starts, a projection whose tables were made by another version of the code is
   rebuilt (``projections.rebuild``).
@@ -384,7 +385,12 @@ class ProjectionRunner:
     def _failed(self, e: ProjectionError) -> None:
         # The next batch ends just before the failing event: what comes before it is kept.
         self._stop = e.position - 1
-        key = (e.name, e.position)
+        # Attempts count per projection, not per position: a failure found only when the
+        # batch is written (say a value the column cannot hold) names the batch's last
+        # event, so each retry, one event shorter, names another; counted per position, it
+        # would never be set aside, and every projection would wait behind it for good.
+        # ``_publish`` forgets them once the projection gets past where it failed.
+        key = (e.name, 0)
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
         transient = e.transient
         self.failures[e.name] = Failure(

@@ -103,7 +103,7 @@ def demo(
     typer.echo()
     typer.echo(
         f"serving on http://{host}:{port}/api/funds/{DEMO_FUND_SLUG} "
-        "(writes need a token: ledger token create --name NAME --role treasurer)"
+        "(writes need a token: ledger token create --name NAME --role treasurer --fund SLUG)"
     )
     _serve(current.settings, host=host, port=port, workers=1, access_log=True)
 
