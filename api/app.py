@@ -17,8 +17,9 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
-from api import donations, expenses, funds, grants, health, ledgerfiles, reports
+from api import audit, donations, expenses, funds, grants, health, ledgerfiles, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -43,6 +44,7 @@ ROUTERS = (
     expenses.router,
     reports.router,
     ledgerfiles.router,
+    audit.router,
 )
 
 
@@ -98,6 +100,7 @@ def create_api(
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
+    api.mount(audit.STATIC_PATH, StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

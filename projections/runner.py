@@ -41,9 +41,12 @@ from eventsourcing.application import Application
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.audit.note import Ed25519Signer
+from projections.audit import CHECKPOINT_EVERY, AuditProjection, sign_due, signing_key_or_none
 from projections.db import psycopg_conninfo, store_of
 from projections.engine.listener import Listener
 from projections.engine.projector import BATCH_EVENTS_MAX, Projector
+from projections.engine.transactions import write_engine
 from projections.errors import ProjectionError
 from projections.projection import Projection
 from projections.rebuild import rebuild
@@ -135,6 +138,8 @@ class ProjectionRunner:
         self._listener: Listener | None = None
         self.active = False  # holds the work (PostgreSQL: the advisory lock)
         self.error: BaseException | None = None  # what ended the thread, if anything
+        self._signer: Ed25519Signer | bool | None = None  # None: not looked for; False: none
+        self._checked_size = -CHECKPOINT_EVERY  # the tree's size when checkpoints were signed
 
     # -- life --------------------------------------------------------------------------------
 
@@ -271,6 +276,8 @@ class ProjectionRunner:
                 self._wake.set()
                 return False
             self._publish()
+            if count:
+                self._sign_checkpoints()
             return count > 0
         finally:
             self._step_lock.release()
@@ -303,6 +310,7 @@ class ProjectionRunner:
             if deadline is not None and time.monotonic() > deadline:
                 break
         self._publish()
+        self._sign_checkpoints()
         return min(self.projector.positions().values(), default=0)
 
     # -- the thread --------------------------------------------------------------------------
@@ -380,7 +388,31 @@ class ProjectionRunner:
             return True
         self._attempts.pop(("<log>", 0), None)
         self._publish()
+        if count:
+            self._sign_checkpoints()
         return count > 0
+
+    def _sign_checkpoints(self) -> None:
+        """Sign the checkpoints the Merkle log is due (every 100 leaves), with the ledger's
+        signing key where the application has one (``ledger init`` makes it)."""
+        audit = next((p for p in self.projections if isinstance(p, AuditProjection)), None)
+        if audit is None:
+            return
+        # Only when the tree passed a multiple of 100 since the last look (no query else).
+        size = audit.frontier.size if audit.frontier is not None else None
+        if size is not None and size // CHECKPOINT_EVERY == self._checked_size // CHECKPOINT_EVERY:
+            return
+        if self._signer is None:
+            key_dir = getattr(getattr(self.app, "settings", None), "key_dir", None)
+            self._signer = False if key_dir is None else signing_key_or_none(key_dir) or False
+        if not isinstance(self._signer, Ed25519Signer):
+            return
+        try:
+            sign_due(write_engine(self.engine), self._signer)
+            if size is not None:
+                self._checked_size = size
+        except Exception as e:  # another process signed it first, the database went away
+            log.warning("signing the due checkpoints failed (next batch tries again): %r", e)
 
     def _failed(self, e: ProjectionError) -> None:
         # The next batch ends just before the failing event: what comes before it is kept.

@@ -19,6 +19,7 @@ from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings
 from ledger.store import parse_url
+from projections.audit import ensure_signing_key, sign_now
 from projections.db import make_engine
 from projections.registry import ensure_schema
 
@@ -72,8 +73,11 @@ def init(ctx: typer.Context) -> None:
     prepare_storage(current.settings)
     _ = current.app  # constructing the application creates the tables and the keys
     _prepare_read_side(current.settings)
+    signer = ensure_signing_key(Path(current.settings.key_dir), current.settings.audit_origin)
     typer.echo("ledger ready")
     _print_where(current.settings)
+    typer.echo(f"audit log: {signer.name}; verifier key (ledger audit public-key):")
+    typer.echo(f"  {signer.verifier.vkey}")
 
 
 def demo(
@@ -93,10 +97,14 @@ def demo(
     ledger = current.app
     load_demo(ledger, today=ledger.today())
     _prepare_read_side(current.settings)
+    signer = ensure_signing_key(Path(current.settings.key_dir), current.settings.audit_origin)
     _print_where(current.settings)
     typer.echo()
     with read_models(ctx) as conn:
         print_fund(fund_out(conn, DEMO_FUND_SLUG))
+    checkpoint = sign_now(current.engine, signer)  # the demo serves a checkpoint at once
+    typer.echo(f"audit log: checkpoint of {checkpoint.size} events; verifier key:")
+    typer.echo(f"  {signer.verifier.vkey}")
     if no_serve:
         return
     current.close()  # the server opens its own

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         default=Path("./ledger-keys"),
         description="Signing and key-encryption keys; never stored in the database",
     )
+    audit_origin: str = Field(
+        default="ledger.local/community-fund",
+        description="The name of the verifiable log: its checkpoints' origin and the name of "
+        "its signing key (one word, no spaces or '+', e.g. ledger.example.org/tea-village)",
+    )
     timezone: str = Field(
         default="Asia/Shanghai",
         description="Where the fund's business day is counted (today, closed months)",
