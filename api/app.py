@@ -24,6 +24,7 @@ from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
 from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit
+from api.positions import Positions
 from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.engine.gc import tune_gc_for_server
@@ -86,6 +87,7 @@ def create_api(
         api.state.services = services
     install_handlers(api)
     api.add_middleware(BodyLimit, max_bytes=BODY_BYTES_MAX)
+    api.add_middleware(Positions)
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)

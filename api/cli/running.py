@@ -117,7 +117,11 @@ def serve(
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = True,
 ) -> None:
-    """Serve the HTTP API (JSON under /api); the projections run in the same process."""
+    """Serve the HTTP API (JSON under /api); the projections run in the same process.
+
+    With --workers N > 1 every worker runs them too, one at a time (the others stand by),
+    and writes answer once durable: send their Ledger-Position back as Ledger-Min-Position
+    to read them (docs/api.md)."""
     current = state(ctx)
     prepare_storage(current.settings)
     _serve(current.settings, host=host, port=port, workers=workers, access_log=access_log)
@@ -125,7 +129,8 @@ def serve(
 
 def projector(ctx: typer.Context) -> None:
     """Keep the read models current, in this process, until stopped (Ctrl-C): for
-    deployments whose API runs several workers (LEDGER_PROJECTIONS_IN_PROCESS=false)."""
+    deployments that run them apart from the API (LEDGER_PROJECTIONS_IN_PROCESS=false).
+    One projector works at a time; others stand by and take over."""
     from projections.runner import ProjectionRunner
 
     current = state(ctx)
@@ -160,13 +165,13 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
         tune_gc_for_server()
         uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
         return
-    # Worker processes read their settings from the environment. Several workers would each
-    # run the projections: a separate `ledger projector` process does that instead.
-    os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "false"
-    typer.echo(
-        "several workers: run `ledger projector` beside them to keep the read models current",
-        err=True,
-    )
+    # Worker processes read their settings from the environment. Every worker runs the
+    # projections; one works (PostgreSQL: an advisory lock, which standbys on other hosts
+    # share; SQLite: a file lock), the others stand by and take over within a second if it
+    # dies. uvicorn restarts a worker that dies. A write answers once durable, with its
+    # position (``Ledger-Position``), instead of waiting for whichever worker projects.
+    os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = str(settings.projections_in_process).lower()
+    os.environ.setdefault("LEDGER_WRITES_WAIT_FOR_READ_MODELS", "false")
     os.environ["LEDGER_DATABASE_URL"] = settings.database_url
     os.environ["LEDGER_KEY_DIR"] = str(settings.key_dir)
     os.environ["LEDGER_TIMEZONE"] = settings.timezone
