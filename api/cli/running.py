@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
     app.command()(serve)
     app.command()(projector)
+    app.command()(backup)
 
 
 def _shown_url(url: str) -> str:
@@ -149,6 +150,28 @@ def projector(ctx: typer.Context) -> None:
     finally:
         runner.stop()
         current.close()
+
+
+def backup(
+    ctx: typer.Context,
+    target: Annotated[Path, typer.Argument(help="The new file to write the backup to.")],
+) -> None:
+    """Back up a SQLite ledger while it runs (SQLite's online backup: one consistent copy
+    of events, donor keys and read models). PostgreSQL: use pg_dump (docs/operations.md).
+    The key folder is backed up separately."""
+    from ledger.backup import backup_sqlite
+
+    settings = state(ctx).settings
+    store = parse_url(settings.database_url)
+    if store.kind != "sqlite":
+        typer.echo(
+            "ledger backup copies a SQLite database; on PostgreSQL run "
+            f"pg_dump --format=custom --file={target} (docs/operations.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    size = backup_sqlite(Path(store.path).expanduser(), target)
+    typer.echo(f"backed up {store.path} to {target} ({size:,} bytes)")
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -202,13 +202,12 @@ def _crash_test(deployment: Deployment, *, seed: int) -> dict[str, int]:
         for kill in range(KILLS):
             time.sleep(rng.uniform(0.2, 1.0))
             workers = deployment.workers_pids()
-            if deployment.workers > 1 and workers and kill % 2:
-                # One worker (the one that projects, if it can be told): uvicorn restarts it.
-                active = (
-                    _active_among(deployment.url, workers)
-                    if "postgresql" in (deployment.url)
-                    else None
-                )
+            if deployment.workers > 1 and workers and kill % 4:
+                # The worker that projects (or any): uvicorn restarts it, a standby takes
+                # over the projections. Every fourth kill takes the whole server.
+                active = None
+                if "postgresql" in deployment.url:
+                    active = _active_among(deployment.url, workers)
                 os.kill(active or rng.choice(workers), signal.SIGKILL)
                 continue
             deployment.kill_server()
