@@ -233,3 +233,31 @@ def test_crash_test_postgres_two_workers(pg_url: str, tmp_path: Path) -> None:
     deployment = Deployment(pg_url, tmp_path, workers=2)
     counts = _crash_test(deployment, seed=15)
     assert counts["rows"] >= counts["acknowledged"]
+
+
+def test_a_write_of_a_worker_thread_route_says_its_position_too(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_api
+    from ledger.settings import Settings
+
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/ledger.db",
+        key_dir=tmp_path / "keys",
+        writes_wait_for_read_models=False,
+    )
+    api = create_api(settings)
+    with TestClient(api) as client:
+        _, secret = api.state.services.tokens.create(name="admin", role="admin")
+        opened = client.post(
+            "/api/funds",
+            headers={"Authorization": f"Bearer {secret}", "Idempotency-Key": "open-1"},
+            json={"slug": "tea", "name": "Tea", "currency": "CNY", "host": "h",
+                  "committee": ["a", "b"], "approvals_required": 1, "purposes": []},
+        )  # fmt: skip
+        assert opened.status_code == 201
+        position = opened.headers["Ledger-Position"]
+        assert int(position) >= 1
+        read = client.get("/api/funds/tea", headers={"Ledger-Min-Position": position})
+        assert read.status_code == 200
+        assert "Ledger-Position" not in read.headers  # only writes say one
