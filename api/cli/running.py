@@ -186,7 +186,14 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
     if workers == 1:
         api = create_api(settings)
         tune_gc_for_server()
-        uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+            server_header=False,
+        )
         return
     # Worker processes read their settings from the environment. Every worker runs the
     # projections; one works (PostgreSQL: an advisory lock, which standbys on other hosts
@@ -206,4 +213,5 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
         workers=workers,
         access_log=access_log,
         log_level="info",
+        server_header=False,
     )
