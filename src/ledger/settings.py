@@ -35,8 +35,15 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
     projections_in_process: bool = Field(
         default=True,
-        description="Run the projections inside the server process; set false when a separate "
-        "`ledger projector` process does (several API workers)",
+        description="Run the projections inside the server process (with several workers or "
+        "hosts one of them works, the others stand by); set false when a separate "
+        "`ledger projector` process does",
+    )
+    writes_wait_for_read_models: bool = Field(
+        default=True,
+        description="A write answers once the read models hold it; when false (what `ledger "
+        "serve --workers N` sets for N > 1) it answers once durable, and a client reads its "
+        "own writes by sending the write's Ledger-Position back (docs/api.md)",
     )
 
 
