@@ -28,6 +28,7 @@ from ledger.domain.common import (
     APPROVALS_REQUIRED_MAX,
     CODE_RE,
     COMMITTEE_SIZE_MAX,
+    ISO_DATE_RE,
     NAME_LEN_MAX,
     PERIOD_RE,
     PURPOSES_MAX,
@@ -35,6 +36,7 @@ from ledger.domain.common import (
     SLUG_RE,
     TEXT_LEN_MAX,
 )
+from ledger.domain.credit_code import CREDIT_CODE_PATTERN
 from ledger.domain.donation import CHANNELS, EXTERNAL_REF_LEN_MAX
 from ledger.domain.figures import EXPENSE_CATEGORIES
 from ledger.domain.grant import DISBURSEMENT_METHODS, REFERENCE_LEN_MAX, STATUSES
@@ -43,17 +45,22 @@ from projections.donations import DONATION_STATUSES
 # The domain's own patterns and limits, as the edge documents and enforces them.
 SLUG_PATTERN = SLUG_RE.pattern
 CODE_PATTERN = CODE_RE.pattern
+CREDIT_CODE_CHECKED_LEN_MAX = 64  # longer is refused before the domain sees it
 AMOUNT_PATTERN = r"^[0-9]{1,18}(?:\.[0-9]{1,18})?$"
 PERIOD_PATTERN = PERIOD_RE.pattern
 
 
 def _iso_date_text(value: Any) -> Any:
-    """Dates come as ISO text only (not numbers, which pydantic would read as timestamps)."""
+    """Dates come as ISO text only, ``YYYY-MM-DD`` exactly: not numbers or digit strings,
+    which pydantic would read as Unix timestamps (``"1764720000"``), nor other ISO forms."""
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or len(value) != 10:
+    if not isinstance(value, str) or not ISO_DATE_RE.fullmatch(value):
         raise ValueError("must be an ISO date, YYYY-MM-DD")
-    return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a calendar date, YYYY-MM-DD") from None
 
 
 Amount = Annotated[
@@ -65,7 +72,11 @@ Amount = Annotated[
         examples=["100.00"],
     ),
 ]
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date_text),
+    Field(json_schema_extra={"format": "date", "pattern": ISO_DATE_RE.pattern}),
+]
 
 
 def _query_date_within(value: date) -> date:
@@ -123,6 +134,19 @@ class FundIn(RequestModel):
     committee: Annotated[list[Name], Field(min_length=1, max_length=COMMITTEE_SIZE_MAX)]
     approvals_required: Annotated[StrictInt, Field(ge=1, le=APPROVALS_REQUIRED_MAX)] = 2
     purposes: Annotated[list[PurposeIn], Field(max_length=PURPOSES_MAX)] = []
+
+
+class HostIn(RequestModel):
+    name: Name = Field(description="The host charity's registered name")
+    # Checked by the domain (length, alphabet, check character: 422 invalid-credit-code).
+    credit_code: Annotated[str, StringConstraints(max_length=CREDIT_CODE_CHECKED_LEN_MAX)] = Field(
+        description=f"统一社会信用代码, GB 32100-2015: {CREDIT_CODE_PATTERN} with a valid check "
+        "character (422 invalid-credit-code otherwise)",
+        examples=["53100000500021676K"],
+    )
+    public_fundraising: StrictBool = Field(
+        description="Whether the host holds public-fundraising status (公开募捐资格)"
+    )
 
 
 class DonorIn(RequestModel):
@@ -229,12 +253,23 @@ class PurposeOut(BaseModel):
     name: str
 
 
+class HostDetailsOut(BaseModel):
+    """The host charity as recorded by an admin (``PUT /api/funds/{slug}/host``)."""
+
+    name: str
+    credit_code: str = Field(description="统一社会信用代码")
+    public_fundraising: bool = Field(description="公开募捐资格")
+
+
 class FundOut(BaseModel):
     slug: str
     name: str
     currency: str
     description: str
-    host: str
+    host: str = Field(description="The host charity's name")
+    host_details: HostDetailsOut | None = Field(
+        description="The host's credit code and public-fundraising status; null until recorded"
+    )
     committee: list[str]
     approvals_required: int
     purposes: list[PurposeOut]
