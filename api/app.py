@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import donations, expenses, funds, grants, health, ledgerfiles, reports
+from api import donations, expenses, funds, grants, health, ledgerfiles, pages, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -89,6 +89,7 @@ def create_api(
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
+    pages.install(api)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
