@@ -30,16 +30,9 @@ from api.schemas import (
 )
 from api.views import figures_out, fund_figures_out, money
 from api.writes import Services
+from projections.exports.csv_files import BOM, DONATION_COLUMNS_FULL, EXPORT_KINDS, iter_csv
 from projections.queries import figures_as_of, fund_row
-from projections.reports import (
-    BOM,
-    DONATION_COLUMNS_FULL,
-    EXPORT_KINDS,
-    Flows,
-    TransparencyReport,
-    build_report,
-    iter_csv,
-)
+from projections.reports import Flows, TransparencyReport, build_report
 from projections.tables import LIVE
 
 router = APIRouter(prefix="/api/funds/{slug}", tags=["reports"])

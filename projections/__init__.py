@@ -15,6 +15,7 @@ rebuild``, in ``api.cli.projections``, runs it). Nothing happens at import time.
 
 from projections.db import make_engine
 from projections.errors import InvariantBroken, ProjectionError
+from projections.exports.csv_files import export_csv, iter_csv
 from projections.queries import (
     Figures,
     FundFigures,
@@ -24,7 +25,7 @@ from projections.queries import (
 )
 from projections.rebuild import RebuildResult
 from projections.registry import PROJECTION_NAMES, ensure_schema
-from projections.reports import build_report, export_csv, iter_csv
+from projections.reports import build_report
 from projections.runner import ProjectionRunner
 from projections.status import ProjectionStatus, projection_status
 

@@ -35,7 +35,7 @@ REFUND_COLUMNS = (  # the order of the values of a refund (``Appends`` checks it
 )
 
 
-class DonationsProjection(Projection):
+class DonationsProjection(Projection[Tables]):
     name = "donations"
     version = 1
     table_names = ("rm_donations", "rm_donation_refunds")

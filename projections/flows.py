@@ -16,7 +16,7 @@ from projections.projection import Projection
 from projections.tables import FLOW_COLUMNS, FLOW_NAME_OF, Tables
 
 
-class FlowsProjection(Projection):
+class FlowsProjection(Projection[Tables]):
     name = "flows"
     version = 1
     table_names = ("rm_monthly_flows",)

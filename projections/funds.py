@@ -27,7 +27,7 @@ def zero_figures() -> dict[str, int]:
     return dict.fromkeys(FIGURE_COLUMNS, 0)
 
 
-class FundsProjection(Projection):
+class FundsProjection(Projection[Tables]):
     name = "funds"
     version = 1
     table_names = ("rm_funds", "rm_fund_purposes", "rm_expenses")

@@ -19,7 +19,7 @@ from projections.tables import Tables
 APPROVAL_COLUMNS = ("grant_id", "member", "note", "approved_on", "recorded_at")
 
 
-class GrantsProjection(Projection):
+class GrantsProjection(Projection[Tables]):
     name = "grants"
     version = 1
     table_names = ("rm_grants", "rm_grant_approvals", "rm_grant_tranches")

@@ -60,7 +60,7 @@ LINE_COLUMNS = (  # the order of the values of a line (``Appends`` checks it)
 )
 
 
-class JournalProjection(Projection):
+class JournalProjection(Projection[Tables]):
     name = "journal"
     version = 1
     table_names = ("rm_journal",)

@@ -3,7 +3,7 @@ does to them) and the rows it keeps (``Rows``, ``Appends``).
 
 A read model reads like this::
 
-    class GrantsProjection(Projection):
+    class GrantsProjection(Projection[Tables]):
         name = "grants"
         version = 1                      # bump it when the tables or handlers change
         table_names = ("rm_grants", ...)
@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from itertools import islice
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from eventsourcing.persistence import Notification
 from sqlalchemy import Connection, Index, String, Table, and_, bindparam, select, type_coerce
@@ -48,14 +48,14 @@ from sqlalchemy import Connection, Index, String, Table, and_, bindparam, select
 from projections.columns import IsoDate
 from projections.errors import InvariantBroken
 
-if TYPE_CHECKING:  # (the tables know the ledger's figures; this contract does not)
-    from projections.tables import Tables
-
 ROWS_CACHED_MAX = 50_000  # per table, between batches
 
 Key = Any
 Row = dict[str, Any]
 Handler = Callable[[int, str, Any], None]  # (notification id, originator id, event)
+# The set of tables a projection is made with (``projections.tables.Tables``: the live
+# ones or a rebuild's); a parameter, so that this contract knows nothing of the ledger.
+TablesT = TypeVar("TablesT")
 
 
 class Part:
@@ -166,7 +166,7 @@ class Appends(Part):
         self.rows = []
 
 
-class Projection:
+class Projection(Generic[TablesT]):
     """A read model: some tables, and what each event topic does to them.
 
     Subclasses set ``name``, ``version`` (bump it when the tables or the handlers change:
@@ -181,7 +181,7 @@ class Projection:
     handles: ClassVar[dict[str, str]]
     follows_log: ClassVar[bool] = False  # ``record`` every notification as stored
 
-    def __init__(self, tables: Tables) -> None:
+    def __init__(self, tables: TablesT) -> None:
         self.tables = tables
         self.conn: Connection = None  # type: ignore[assignment]  # set for each batch
         self.handlers: dict[str, Handler] = {

@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 REBUILD_BATCH_EVENTS = 50_000
 WORKERS_FROM_EVENTS = 100_000  # a log this long is loaded by several processes by default
 Progress = Callable[[int, int], None]  # (position, head)
-Classes = Sequence[type[Projection]]
+Classes = Sequence[type[Projection[Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +120,7 @@ def rebuild(
 def _rebuild(
     app: Application[Any],
     engine: Engine,
-    classes: list[type[Projection]],
+    classes: list[type[Projection[Any]]],
     *,
     batch_size: int,
     progress: Progress | None,
@@ -188,7 +188,7 @@ def _worker_count(engine: Engine, opener: Opener | None, workers: int | None) ->
     return max(1, workers or cpus_usable())
 
 
-def plan(classes: list[type[Projection]], workers: int) -> list[list[type[Projection]]]:
+def plan(classes: list[type[Projection[Any]]], workers: int) -> list[list[type[Projection[Any]]]]:
     """Split the projections into at most ``workers`` groups to load at once.
 
     Projections that follow a topic in common stay together (each event is read and
@@ -200,13 +200,13 @@ def plan(classes: list[type[Projection]], workers: int) -> list[list[type[Projec
     has its own page writer on SQLite: a group's cost is its own, wherever it runs."""
     tables = make_tables("")
     topics = {cls: frozenset(cls(tables).handlers) for cls in classes}
-    families: list[list[type[Projection]]] = []
+    families: list[list[type[Projection[Any]]]] = []
     for cls in classes:
         joined = [f for f in families if any(topics[c] & topics[cls] for c in f)]
         merged = [c for f in joined for c in f] + [cls]
         families = [f for f in families if f not in joined] + [merged]
     families.sort(key=len, reverse=True)
-    groups: list[list[type[Projection]]] = [[] for _ in range(min(workers, len(families)))]
+    groups: list[list[type[Projection[Any]]]] = [[] for _ in range(min(workers, len(families)))]
     for family in families:
         min(groups, key=len).extend(family)
     order = {cls: i for i, cls in enumerate(classes)}
@@ -216,14 +216,14 @@ def plan(classes: list[type[Projection]], workers: int) -> list[list[type[Projec
 def _load_groups(
     app: Application[Any],
     engine: Engine,
-    groups: list[list[type[Projection]]],
+    groups: list[list[type[Projection[Any]]]],
     generation: int,
     stop: int,
     batch_size: int,
     progress: Progress | None,
     opener: Opener | None,
     sinks: Sinks,
-) -> tuple[int, list[Projection]]:
+) -> tuple[int, list[Projection[Any]]]:
     """Load the first group here and the others in worker processes, at once; returns the
     events read and the projections loaded here."""
     workers = []
@@ -256,7 +256,7 @@ def _load_groups(
 def load(
     app: Application[Any],
     engine: Engine,
-    projections: list[Projection],
+    projections: list[Projection[Any]],
     generation: int,
     batch_size: int,
     stop: int,
@@ -325,7 +325,7 @@ def page_writer_for(engine: Engine) -> PageWriter | None:
 
 def run_worker(
     opener: Opener,
-    classes: list[type[Projection]],
+    classes: list[type[Projection[Any]]],
     generation: int,
     batch_size: int,
     stop: int,

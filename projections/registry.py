@@ -8,6 +8,7 @@ of them takes another list too (a test's read model, say).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import Engine, Table, insert, inspect, select, update
 
@@ -22,7 +23,7 @@ from projections.projection import Projection
 from projections.tables import Tables, make_tables
 from projections.tracking import STATE_METADATA, lock_schema, projection_state, read_states
 
-PROJECTIONS: tuple[type[Projection], ...] = (
+PROJECTIONS: tuple[type[Projection[Any]], ...] = (
     FundsProjection,
     DonationsProjection,
     GrantsProjection,
@@ -33,8 +34,8 @@ PROJECTION_NAMES = tuple(p.name for p in PROJECTIONS)
 
 
 def projection_classes(
-    names: Iterable[str] | None = None, among: Sequence[type[Projection]] = PROJECTIONS
-) -> list[type[Projection]]:
+    names: Iterable[str] | None = None, among: Sequence[type[Projection[Any]]] = PROJECTIONS
+) -> list[type[Projection[Any]]]:
     """The projections ``among`` of these ``names`` (all of them: None), in their order."""
     if names is None:
         return list(among)
@@ -46,12 +47,14 @@ def projection_classes(
     return [p for p in among if p.name in wanted]
 
 
-def tables_of(cls: type[Projection], tables: Tables) -> list[Table]:
+def tables_of(cls: type[Projection[Any]], tables: Tables) -> list[Table]:
     by_name = tables.by_base_name()
     return [by_name[name] for name in cls.table_names]
 
 
-def ensure_schema(engine: Engine, projections: Sequence[type[Projection]] = PROJECTIONS) -> None:
+def ensure_schema(
+    engine: Engine, projections: Sequence[type[Projection[Any]]] = PROJECTIONS
+) -> None:
     """Create the tracking table and, for a projection seen for the first time, its live
     tables (empty, at position 0). A projection whose live tables went missing is marked
     for a rebuild."""
@@ -78,7 +81,7 @@ def ensure_schema(engine: Engine, projections: Sequence[type[Projection]] = PROJ
                 )
 
 
-def stale_projections(engine: Engine, projections: Sequence[type[Projection]]) -> list[str]:
+def stale_projections(engine: Engine, projections: Sequence[type[Projection[Any]]]) -> list[str]:
     """Those of ``projections`` whose live tables were made by another version of the
     code."""
     with engine.connect() as conn:

@@ -86,7 +86,7 @@ class ProjectionRunner:
         engine: Engine,
         *,
         names: Iterable[str] | None = None,
-        projections: Sequence[type[Projection]] = PROJECTIONS,
+        projections: Sequence[type[Projection[Any]]] = PROJECTIONS,
         poll_interval_s: float = POLL_INTERVAL_S,
         coalesce_s: float = COALESCE_S,
         safety_poll_s: float = SAFETY_POLL_S,
@@ -101,7 +101,7 @@ class ProjectionRunner:
         self.app = app
         self.engine = engine
         self.classes = projection_classes(names, among=projections)
-        self.projections: list[Projection] = [cls(LIVE) for cls in self.classes]
+        self.projections: list[Projection[Any]] = [cls(LIVE) for cls in self.classes]
         self.projector = Projector(app, engine, self.projections)
         self.poll_interval_s = poll_interval_s
         self.coalesce_s = coalesce_s

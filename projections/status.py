@@ -50,7 +50,7 @@ def projection_status(
     engine: Engine,
     failures: dict[str, Failure] | None = None,
     *,
-    projections: Sequence[type[Projection]] = PROJECTIONS,
+    projections: Sequence[type[Projection[Any]]] = PROJECTIONS,
 ) -> list[ProjectionStatus]:
     """Position, lag and version of every projection, from the database."""
     head = app.recorder.max_notification_id() or 0

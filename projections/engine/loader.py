@@ -38,7 +38,7 @@ class Loader(Projector):
         self,
         app: Application[Any],
         engine: Engine,
-        projections: Sequence[Projection],
+        projections: Sequence[Projection[Any]],
         *,
         generation: int,
         sink: Sink | None = None,
@@ -142,7 +142,7 @@ class Loader(Projector):
             p.batch_committed()
         return max(p.position for p in projections)
 
-    def _stage(self, sink: Sink, due: Sequence[tuple[Projection, Part]], last_id: int) -> None:
+    def _stage(self, sink: Sink, due: Sequence[tuple[Projection[Any], Part]], last_id: int) -> None:
         page = Page(self.engine.dialect)
         for p, part in due:
             try:

@@ -59,7 +59,7 @@ class Projector:
         self,
         app: Application[Any],
         engine: Engine,
-        projections: Sequence[Projection],
+        projections: Sequence[Projection[Any]],
         *,
         slot: Slot = LIVE_SLOT,
         generation: int | None = None,
@@ -71,7 +71,7 @@ class Projector:
         self.slot = slot
         self.generation = generation  # a rebuild's own generation; None for live
         self.topics = frozenset(t for p in self.projections for t in p.handlers)
-        self.dispatch: dict[str, list[tuple[Projection, Handler]]] = {}
+        self.dispatch: dict[str, list[tuple[Projection[Any], Handler]]] = {}
         for p in self.projections:
             for topic, handler in p.handlers.items():
                 self.dispatch.setdefault(topic, []).append((p, handler))
@@ -87,7 +87,7 @@ class Projector:
 
     # -- reading -----------------------------------------------------------------------------
 
-    def candidates(self, states: dict[str, dict[str, Any]]) -> list[Projection]:
+    def candidates(self, states: dict[str, dict[str, Any]]) -> list[Projection[Any]]:
         """The projections this projector may feed now."""
         slot = self.slot
         ready = []
@@ -167,7 +167,7 @@ class Projector:
 
     def process_in(
         self, conn: Connection, events: Sequence[Decoded], *, after: int
-    ) -> list[Projection]:
+    ) -> list[Projection[Any]]:
         """Apply decoded ``events`` (the log after ``after``) inside the caller's transaction;
         returns the projections that wrote something (to be told once it commits)."""
         if not events:
@@ -212,7 +212,7 @@ class Projector:
 
     # -- applying ----------------------------------------------------------------------------
 
-    def _apply(self, projections: list[Projection], events: Sequence[Decoded]) -> None:
+    def _apply(self, projections: list[Projection[Any]], events: Sequence[Decoded]) -> None:
         ready = set(projections)
         dispatch = {
             topic: [(p, h) for p, h in pairs if p in ready]
@@ -281,7 +281,7 @@ class Projector:
 
     def _begin(
         self, conn: Connection, states: dict[str, dict[str, Any]], *, after: int
-    ) -> list[Projection]:
+    ) -> list[Projection[Any]]:
         slot = self.slot
         ready = []
         for p in self.candidates(states):
@@ -300,7 +300,7 @@ class Projector:
         return ready
 
 
-def _record(p: Projection, events: Sequence[Decoded]) -> None:
+def _record(p: Projection[Any], events: Sequence[Decoded]) -> None:
     """Hand a projection that follows the log every notification of the batch it has not
     seen yet."""
     notification_id = 0

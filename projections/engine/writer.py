@@ -168,7 +168,7 @@ def write_part(conn: Connection, part: Part) -> None:
         raise TypeError(f"no writer for {type(part).__name__}")
 
 
-def write_projection(conn: Connection, projection: Projection) -> None:
+def write_projection(conn: Connection, projection: Projection[Any]) -> None:
     """Write what a batch changed in every table of ``projection``."""
     for part in projection.parts:
         write_part(conn, part)

@@ -27,8 +27,9 @@ from ledger.application import DonorIn
 from ledger.domain.errors import InvalidField
 from ledger.settings import get_settings
 from projections.db import make_engine
+from projections.exports.csv_files import BOM, export_csv
 from projections.queries import figures_as_of
-from projections.reports import BOM, administration_share, build_report, export_csv
+from projections.reports import administration_share, build_report
 from projections.runner import ProjectionRunner
 
 __all__ = ["db_url", "engine"]
