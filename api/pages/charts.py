@@ -12,9 +12,9 @@ import segno
 
 from api.pages.data import MonthRow
 
-WIDTH = 720
+WIDTH = 640
 HEIGHT = 260
-LEFT = 72
+LEFT = 68
 RIGHT = 12
 TOP = 28
 BOTTOM = 40
@@ -65,7 +65,7 @@ def flows_svg(
             f'stroke="{GRID_COLOUR}" stroke-width="1"/>'
         )
         parts.append(
-            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
+            f'<text x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end" font-size="12" '
             f'fill="{TEXT_COLOUR}">{escape(axis_money(value))}</text>'
         )
     for i, m in enumerate(months):
@@ -80,7 +80,7 @@ def flows_svg(
             )
         parts.append(
             f'<text x="{LEFT + slot * i + slot / 2:.1f}" y="{HEIGHT - BOTTOM + 16}" '
-            f'text-anchor="middle" font-size="11" fill="{TEXT_COLOUR}">'
+            f'text-anchor="middle" font-size="12" fill="{TEXT_COLOUR}">'
             f"{escape(month_label(m.month))}</text>"
         )
     for k, (label, colour) in enumerate(zip(labels, (IN_COLOUR, OUT_COLOUR), strict=True)):

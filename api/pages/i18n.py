@@ -111,6 +111,10 @@ class Formats:
             value = date.fromisoformat(value[:10])
         return format_date(value, format="long", locale=self.locale)
 
+    def short_month(self, value: str) -> str:
+        """``YYYY-MM`` → 11月 / Nov (the chart's axis)."""
+        return format_skeleton("MMM", date.fromisoformat(value + "-01"), locale=self.locale)
+
     def month(self, value: str) -> str:
         """``YYYY-MM`` → 2026年11月 / Nov 2026."""
         day = date.fromisoformat(value + "-01")

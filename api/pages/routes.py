@@ -41,7 +41,7 @@ def _chart(request: Request, months: list[data.MonthRow], currency: str) -> str:
         months,
         title=gettext("Money in and out, month by month (last 12 months)"),
         labels=(gettext("Money in"), gettext("Money out")),
-        month_label=lambda m: m[5:7],
+        month_label=fmt.short_month,
         axis_money=lambda minor: fmt.money(str(minor // 100), currency).split(".")[0],
     )
 
