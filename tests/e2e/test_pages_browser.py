@@ -179,7 +179,9 @@ def test_the_fund_page_shows_the_apis_figures_and_a_visible_chart(
     chart = page.locator("svg.chart")
     assert chart.is_visible()
     box = chart.bounding_box()
-    assert box is not None and box["width"] > 300 and box["height"] > 100
+    assert box is not None
+    assert box["width"] > 300
+    assert box["height"] > 100
     assert chart.locator("rect").count() >= 24  # two bars a month, twelve months
     for code, figures in fund["figures"]["purposes"].items():
         name = next(p["name"] for p in fund["purposes"] if p["code"] == code)
@@ -269,7 +271,8 @@ def test_the_quarterly_report_and_the_poster_print_on_a4(
     assert page.locator("svg.qr").is_visible()
     text, pages = _pdf_text(page, tmp_path / "poster.pdf")
     assert pages == 1, text
-    assert "村务公开" in text and fund["name"] in text
+    assert "村务公开" in text
+    assert fund["name"] in text
     assert _money(report["flows"]["in"], "zh") in text
     assert f"/funds/{SLUG}" in text
     _shot(page, "poster-zh-print")
