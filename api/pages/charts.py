@@ -43,6 +43,7 @@ def flows_svg(
     labels: tuple[str, str],
     month_label: Callable[[str], str],
     axis_money: Callable[[int], str],
+    chart_id: str = "chart",
 ) -> str:
     """Two bars a month (in, out) with a y axis in whole currency units."""
     top_minor = _nice_ceiling(
@@ -54,8 +55,8 @@ def flows_svg(
     bar = slot * 0.34
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'class="chart" role="img" aria-labelledby="chart-title">',
-        f'<title id="chart-title">{escape(title)}</title>',
+        f'class="chart" role="img" aria-labelledby="{chart_id}-title">',
+        f'<title id="{chart_id}-title">{escape(title)}</title>',
     ]
     for i in range(5):
         value = top_minor * i // 4

@@ -99,9 +99,14 @@ def fund_and_figures(conn: Connection, slug: str) -> tuple[FundOut, FundFigures,
     return fund_view(row, names, figures), figures, names
 
 
-def funds_index(conn: Connection) -> list[FundOut]:
+def funds_index(conn: Connection, *, today: date) -> list[tuple[FundOut, list[MonthRow]]]:
+    """The funds (what ``GET /api/funds`` answers) with their last twelve months' flows."""
     items, _ = fund_page(conn, limit=FUNDS_ON_INDEX_MAX, cursor=None)
-    return items
+    out = []
+    for item in items:
+        fund_id = fund_row(conn, item.slug)["fund_id"]
+        out.append((item, monthly_flows(conn, fund_id, item.currency, today)))
+    return out
 
 
 def last_months(today: date, count: int = CHART_MONTHS) -> list[str]:

@@ -95,6 +95,11 @@ def environment(code: str) -> Environment:
     return env
 
 
+def _has_verify_script() -> bool:
+    """The audit log's browser check of a receipt's inclusion proof, once it ships."""
+    return VERIFY_SCRIPT.is_file() and VERIFY_SCRIPT.stat().st_size > 0
+
+
 def language_of(request: Request) -> str:
     return i18n.choose(
         request.query_params.get("lang"),
@@ -112,7 +117,7 @@ def render(
         request=request,
         lang=i18n.LANGUAGES[code],
         path=request.url.path,
-        verify_script=VERIFY_SCRIPT_URL if VERIFY_SCRIPT.exists() else None,
+        verify_script=VERIFY_SCRIPT_URL if _has_verify_script() else None,
         **context,
     )
     response = HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)

@@ -33,7 +33,9 @@ QuarterPath = Annotated[str, Path(pattern=QUARTER_PATTERN)]
 PeriodPath = Annotated[str, Path(pattern=PERIOD_PATTERN)]
 
 
-def _chart(request: Request, months: list[data.MonthRow], currency: str) -> str:
+def _chart(
+    request: Request, months: list[data.MonthRow], currency: str, *, chart_id: str = "chart"
+) -> str:
     code = language_of(request)
     fmt = Formats(code)
     gettext = translations(code).gettext
@@ -42,6 +44,7 @@ def _chart(request: Request, months: list[data.MonthRow], currency: str) -> str:
         title=gettext("Money in and out, month by month (last 12 months)"),
         labels=(gettext("Money in"), gettext("Money out")),
         month_label=fmt.short_month,
+        chart_id=chart_id,
         axis_money=lambda minor: fmt.money(str(minor // 100), currency).split(".")[0],
     )
 
@@ -49,8 +52,11 @@ def _chart(request: Request, months: list[data.MonthRow], currency: str) -> str:
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, services: ServicesDep) -> HTMLResponse:
     with services.read() as conn:
-        funds = data.funds_index(conn)
-    return render(request, "index.html", {"funds": funds})
+        funds = data.funds_index(conn, today=services.today())
+    cards = [
+        (f, _chart(request, months, f.currency, chart_id=f"chart-{f.slug}")) for f, months in funds
+    ]
+    return render(request, "index.html", {"funds": cards})
 
 
 @router.get("/funds/{slug}", response_class=HTMLResponse)

@@ -216,6 +216,8 @@ def test_the_language_switch_is_remembered(server: str, visits: Any) -> None:
     page.get_by_role("link", name="中文").click()
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "社区基金"
+    assert page.locator("svg.chart").is_visible()  # each fund with its chart
+    _shot(page, "index-zh-desktop")
 
 
 def test_a_donor_looks_up_a_receipt(server: str, visits: Any) -> None:
@@ -311,9 +313,10 @@ def _page_paths(server: str) -> list[str]:
 def test_no_page_asks_any_host_but_the_server(server: str, visits: Any) -> None:
     v = visits(viewport=PHONE)
     page = v.page()
-    for path in _page_paths(server):
+    for n, path in enumerate(_page_paths(server)):
         page.goto(f"{server}{path}")
         page.wait_for_load_state("networkidle")
+        _shot(page, f"phone-{n:02d}", full_page=False)
     assert len(v.requests) >= len(_page_paths(server))
     assert v.hosts() == {urlsplit(server).netloc}, sorted(set(v.requests))
 
