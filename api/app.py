@@ -89,7 +89,7 @@ def create_api(
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
-    pages.install(api)
+    pages.install(api, cache_entries=settings.page_cache_entries)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from api.errors import status_of
+from api.pages.cache import PageCache
 from api.pages.render import STATIC, STATIC_URL, render
 from api.pages.routes import router
 
@@ -51,8 +52,10 @@ def _html_first(handler: Handler) -> Handler:
     return handle
 
 
-def install(api: FastAPI) -> None:
-    """After ``api.errors.install_handlers``: the pages, their files, their error pages."""
+def install(api: FastAPI, *, cache_entries: int) -> None:
+    """After ``api.errors.install_handlers``: the pages, their files, their error pages,
+    and the cache of rendered pages (``cache_entries`` pages at most; 0: none)."""
+    api.state.page_cache = PageCache(cache_entries)
     api.include_router(router)
     api.mount(STATIC_URL, StaticFiles(directory=STATIC), name="assets")
     handlers: dict[Any, Handler] = dict(api.exception_handlers)

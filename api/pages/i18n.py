@@ -76,12 +76,58 @@ def choose(query: str | None, cookie: str | None, accept_language: str | None) -
 
 
 @cache
+def formats(code: str) -> Formats:
+    return Formats(code)
+
+
+@cache
 def translations(code: str) -> gettext.NullTranslations:
     language = LANGUAGES[code]
     try:
         return gettext.translation("messages", LOCALE_DIR, languages=[language.locale])
     except FileNotFoundError:
         return gettext.NullTranslations()
+
+
+@dataclass(frozen=True, slots=True)
+class MoneyShape:
+    """How the locale writes a non-negative amount of a currency, read once from Babel's
+    own output: prefix, group and decimal symbols, fraction digits, suffix. Formatting with
+    it gives Babel's text (a test compares them) at a fraction of the cost."""
+
+    prefix: str
+    group: str
+    decimal: str
+    digits: int
+    suffix: str
+
+    def apply(self, value: Decimal) -> str:
+        text = f"{value:,.{self.digits}f}"
+        if self.group != "," or self.decimal != ".":
+            text = text.translate({ord(","): self.group, ord("."): self.decimal})
+        return self.prefix + text + self.suffix
+
+
+@cache
+def money_shape(locale: str, currency: str) -> MoneyShape | None:
+    """None when the locale's pattern is not the plain grouped-by-three one (Babel formats)."""
+    sample = format_currency(Decimal("1234567.5"), currency, locale=locale)
+    start, end = sample.find("1"), sample.rfind("5")
+    body = sample[start:]
+    if start < 0 or len(body) < 9 or body[1] != body[5] or body[1].isdigit():
+        return None
+    digits = 0
+    tail = sample[end + 1 :] if end >= 0 else ""
+    while digits < len(tail) and tail[digits].isdigit():
+        digits += 1
+    shape = MoneyShape(
+        prefix=sample[:start],
+        group=body[1],
+        decimal=body[9] if len(body) > 9 and not body[9].isdigit() else ".",
+        digits=digits + 1 if len(body) > 9 else 0,
+        suffix=sample[end + 1 + digits :],
+    )
+    return shape if shape.apply(Decimal("1234567.5")) == sample else None
 
 
 class Formats:
@@ -93,7 +139,11 @@ class Formats:
 
     def money(self, amount: str | Decimal, currency: str) -> str:
         """A decimal string of the API (``"1234.50"``) in the locale: ¥1,234.50."""
-        return format_currency(Decimal(amount), currency, locale=self.locale)
+        value = Decimal(amount)
+        shape = money_shape(self.language.locale, currency)
+        if shape is None or value < 0 or value.as_tuple().exponent < -shape.digits:  # type: ignore[operator]
+            return format_currency(value, currency, locale=self.locale)
+        return shape.apply(value)
 
     def number(self, value: int | Decimal) -> str:
         return format_decimal(value, locale=self.locale)

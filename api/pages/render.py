@@ -88,7 +88,7 @@ def environment(code: str) -> Environment:
         lstrip_blocks=True,
     )
     env.install_gettext_translations(i18n.translations(code), newstyle=True)  # type: ignore[attr-defined]
-    env.globals["fmt"] = i18n.Formats(code)
+    env.globals["fmt"] = i18n.formats(code)
     env.globals["labels"] = _labels()
     env.globals["languages"] = i18n.LANGUAGES
     env.globals["static"] = STATIC_URL
@@ -108,18 +108,23 @@ def language_of(request: Request) -> str:
     )
 
 
-def render(
-    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
-) -> HTMLResponse:
+def render_html(request: Request, template: str, context: dict[str, Any]) -> str:
     code = language_of(request)
-    env = environment(code)
-    html = env.get_template(template).render(
-        request=request,
-        lang=i18n.LANGUAGES[code],
-        path=request.url.path,
-        verify_script=VERIFY_SCRIPT_URL if _has_verify_script() else None,
-        **context,
+    return str(
+        environment(code)
+        .get_template(template)
+        .render(
+            request=request,
+            lang=i18n.LANGUAGES[code],
+            path=request.url.path,
+            verify_script=VERIFY_SCRIPT_URL if _has_verify_script() else None,
+            **context,
+        )
     )
+
+
+def respond(request: Request, html: str, *, status_code: int = 200) -> HTMLResponse:
+    """The page with its headers; ``?lang=`` of a language we have sets the cookie."""
     response = HTMLResponse(html, status_code=status_code, headers=PAGE_HEADERS)
     asked = request.query_params.get("lang")
     if asked is not None and asked in i18n.LANGUAGES:
@@ -131,3 +136,9 @@ def render(
             samesite="lax",
         )
     return response
+
+
+def render(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    return respond(request, render_html(request, template, context), status_code=status_code)

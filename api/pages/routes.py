@@ -12,9 +12,10 @@ from api.deps import ServicesDep
 from api.funds import SlugPath
 from api.limits import CURSOR_LEN_MAX
 from api.pages import data
+from api.pages.cache import PageCache, positions
 from api.pages.charts import flows_svg, qr_svg
-from api.pages.i18n import Formats, translations
-from api.pages.render import PAGE_HEADERS, language_of, render
+from api.pages.i18n import formats, translations
+from api.pages.render import PAGE_HEADERS, language_of, render, render_html, respond
 from api.schemas import DonationPublicOut
 from projections.queries import fund_row
 
@@ -37,7 +38,7 @@ def _chart(
     request: Request, months: list[data.MonthRow], currency: str, *, chart_id: str = "chart"
 ) -> str:
     code = language_of(request)
-    fmt = Formats(code)
+    fmt = formats(code)
     gettext = translations(code).gettext
     return flows_svg(
         months,
@@ -59,24 +60,37 @@ def index(request: Request, services: ServicesDep) -> HTMLResponse:
     return render(request, "index.html", {"funds": cards})
 
 
+def _cache(request: Request) -> PageCache:
+    cache: PageCache = request.app.state.page_cache
+    return cache
+
+
 @router.get("/funds/{slug}", response_class=HTMLResponse)
 def fund(request: Request, slug: SlugPath, services: ServicesDep) -> HTMLResponse:
     today = services.today()
-    with services.read() as conn:
-        page = data.fund_page_data(conn, slug, today=today)
     routes = {getattr(r, "path", "") for r in request.app.routes}
-    return render(
+    has_360giving = "/api/funds/{slug}/360giving.json" in routes
+    cache = _cache(request)
+    with services.read() as conn:
+        key = ("fund", slug, language_of(request), today, has_360giving, positions(conn))
+        html = cache.get(key)
+        if html is not None:
+            return respond(request, html)
+        page = data.fund_page_data(conn, slug, today=today)
+    html = render_html(
         request,
         "fund.html",
         {
             "page": page,
             "fund": page.fund,
             "chart": _chart(request, page.months, page.fund.currency),
-            "has_360giving": "/api/funds/{slug}/360giving.json" in routes,
+            "has_360giving": has_360giving,
             "quarter": f"{today.year}-Q{(today.month - 1) // 3 + 1}",
             "month": today.isoformat()[:7],
         },
     )
+    cache.put(key, html)
+    return respond(request, html)
 
 
 @router.get("/funds/{slug}/grants/{grant_id}", response_class=HTMLResponse)
@@ -135,9 +149,16 @@ def receipts(
 
 @router.get("/receipts/{receipt_no}", response_class=HTMLResponse, name="receipt")
 def receipt(request: Request, receipt_no: ReceiptPath, services: ServicesDep) -> HTMLResponse:
+    cache = _cache(request)
     with services.read() as conn:
+        key = ("receipt", receipt_no, language_of(request), positions(conn))
+        html = cache.get(key)
+        if html is not None:
+            return respond(request, html)
         found = data.receipt(conn, receipt_no)
-    return render(request, "receipt.html", {"r": found, "fund": found.fund})
+    html = render_html(request, "receipt.html", {"r": found, "fund": found.fund})
+    cache.put(key, html)
+    return respond(request, html)
 
 
 @router.get("/funds/{slug}/reports/{period}", response_class=HTMLResponse)

@@ -155,3 +155,12 @@ def test_no_page_shows_a_donors_name_or_contact(world: World) -> None:
         assert "欧阳明珠" not in text, path
         assert "13912345678" not in text, path
     assert donation["donor"] in page(world, f"/funds/{FUND}").text  # the masked name is shown
+
+
+def test_a_kept_page_is_rendered_again_once_the_read_models_move(world: World) -> None:
+    world.donate("100.00")
+    first = page(world, f"/funds/{FUND}?lang=zh").text
+    assert first == page(world, f"/funds/{FUND}?lang=zh").text
+    assert 'data-figure="received">¥100.00<' in first
+    world.donate("23.00")
+    assert 'data-figure="received">¥123.00<' in page(world, f"/funds/{FUND}?lang=zh").text
