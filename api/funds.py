@@ -1,4 +1,5 @@
-"""Funds: open one, list them with their figures, add a purpose, close a month."""
+"""Funds: open one, list them with their figures, add a purpose, record the host's details,
+close a month."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from api.deps import (
 )
 from api.errors import problem_responses
 from api.reads import fund_out, fund_page
-from api.schemas import PERIOD_PATTERN, SLUG_PATTERN, FundIn, FundOut, FundPage, PurposeIn
+from api.schemas import (
+    PERIOD_PATTERN,
+    SLUG_PATTERN,
+    FundIn,
+    FundOut,
+    FundPage,
+    HostIn,
+    PurposeIn,
+)
 from api.views import fund_out_from_aggregate
 from ledger.domain.common import fingerprint
 
@@ -81,7 +90,7 @@ def list_funds(
     cursor: Cursor = None,
 ) -> FundPage:
     with services.read() as conn:
-        items, next_cursor = fund_page(conn, limit=limit, cursor=cursor)
+        items, next_cursor = fund_page(conn, limit=limit, cursor=cursor, cursors=services.cursors)
     return FundPage(items=items, next_cursor=next_cursor)
 
 
@@ -112,6 +121,27 @@ def add_purpose(
         )
     )
     return fund_out_from_aggregate(services.ledger.get_fund(fund.slug))
+
+
+@router.put(
+    "/{slug}/host",
+    response_model=FundOut,
+    summary="Record the host charity's name, credit code and public-fundraising status",
+    responses=problem_responses(401, 403, 404, 413, 422),
+)
+def record_host(
+    caller: AdminCaller, slug: SlugPath, body: HostIn, services: ServicesDep
+) -> FundOut:
+    services.write(
+        lambda: services.ledger.record_host_details(
+            slug=slug,
+            name=body.name,
+            credit_code=body.credit_code,
+            public_fundraising=body.public_fundraising,
+            actor=caller.name,
+        )
+    )
+    return fund_out_from_aggregate(services.ledger.get_fund(slug))
 
 
 @router.post(

@@ -49,7 +49,7 @@ ENDING = problem_responses(401, 403, 404, 409, 413, 422)
 def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str, str]:
     """The grant's fund and currency; the caller must be allowed to write there."""
     try:
-        with services.read() as conn:
+        with services.lookup() as conn:
             row = grant_row(conn, grant_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
     except GrantNotFound:
@@ -112,7 +112,9 @@ def list_grants(
 ) -> GrantPage:
     with services.read() as conn:
         fund = fund_row(conn, slug)
-        items, next_cursor = grant_page(conn, fund["fund_id"], limit=limit, cursor=cursor)
+        items, next_cursor = grant_page(
+            conn, fund["fund_id"], limit=limit, cursor=cursor, cursors=services.cursors
+        )
     return GrantPage(items=items, next_cursor=next_cursor)
 
 

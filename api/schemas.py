@@ -8,10 +8,12 @@ decimal strings in the fund's currency. Neither kind reaches the domain.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,7 +23,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.limits import AMOUNT_LEN_MAX
+from api.limits import AMOUNT_LEN_MAX, QUERY_DATE_MAX, QUERY_DATE_MIN
 from ledger.domain.common import (
     APPROVALS_REQUIRED_MAX,
     CODE_RE,
@@ -33,6 +35,7 @@ from ledger.domain.common import (
     SLUG_RE,
     TEXT_LEN_MAX,
 )
+from ledger.domain.credit_code import CREDIT_CODE_PATTERN
 from ledger.domain.donation import CHANNELS, EXTERNAL_REF_LEN_MAX
 from ledger.domain.figures import EXPENSE_CATEGORIES
 from ledger.domain.grant import DISBURSEMENT_METHODS, REFERENCE_LEN_MAX, STATUSES
@@ -41,6 +44,7 @@ from projections.donations import DONATION_STATUSES
 # The domain's own patterns and limits, as the edge documents and enforces them.
 SLUG_PATTERN = SLUG_RE.pattern
 CODE_PATTERN = CODE_RE.pattern
+CREDIT_CODE_CHECKED_LEN_MAX = 64  # longer is refused before the domain sees it
 AMOUNT_PATTERN = r"^[0-9]{1,18}(?:\.[0-9]{1,18})?$"
 PERIOD_PATTERN = PERIOD_RE.pattern
 
@@ -64,6 +68,28 @@ Amount = Annotated[
     ),
 ]
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
+
+def _query_date_within(value: date) -> date:
+    if not QUERY_DATE_MIN <= value <= QUERY_DATE_MAX:
+        raise ValueError(f"must lie within {QUERY_DATE_MIN} and {QUERY_DATE_MAX}")
+    return value
+
+
+def _query_instant_within(value: datetime) -> datetime:
+    try:
+        day = value.astimezone(UTC).date()
+    except OverflowError:
+        day = date.min  # beyond what any calendar arithmetic holds
+    if not QUERY_DATE_MIN <= day <= QUERY_DATE_MAX:
+        raise ValueError(f"must lie within {QUERY_DATE_MIN} and {QUERY_DATE_MAX} (UTC)")
+    return value
+
+
+# Dates and instants of a query (``as_of``, ``known_at``, ``from``, ``to``): within a window
+# that every computation on them (the day before, UTC) stays inside the calendar.
+QueryDate = Annotated[IsoDate, AfterValidator(_query_date_within)]
+QueryInstant = Annotated[AwareDatetime, AfterValidator(_query_instant_within)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LEN_MAX)]
 Text = Annotated[str, StringConstraints(max_length=TEXT_LEN_MAX)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
@@ -99,6 +125,19 @@ class FundIn(RequestModel):
     committee: Annotated[list[Name], Field(min_length=1, max_length=COMMITTEE_SIZE_MAX)]
     approvals_required: Annotated[StrictInt, Field(ge=1, le=APPROVALS_REQUIRED_MAX)] = 2
     purposes: Annotated[list[PurposeIn], Field(max_length=PURPOSES_MAX)] = []
+
+
+class HostIn(RequestModel):
+    name: Name = Field(description="The host charity's registered name")
+    # Checked by the domain (length, alphabet, check character: 422 invalid-credit-code).
+    credit_code: Annotated[str, StringConstraints(max_length=CREDIT_CODE_CHECKED_LEN_MAX)] = Field(
+        description=f"统一社会信用代码, GB 32100-2015: {CREDIT_CODE_PATTERN} with a valid check "
+        "character (422 invalid-credit-code otherwise)",
+        examples=["53100000500021676K"],
+    )
+    public_fundraising: StrictBool = Field(
+        description="Whether the host holds public-fundraising status (公开募捐资格)"
+    )
 
 
 class DonorIn(RequestModel):
@@ -205,12 +244,23 @@ class PurposeOut(BaseModel):
     name: str
 
 
+class HostDetailsOut(BaseModel):
+    """The host charity as recorded by an admin (``PUT /api/funds/{slug}/host``)."""
+
+    name: str
+    credit_code: str = Field(description="统一社会信用代码")
+    public_fundraising: bool = Field(description="公开募捐资格")
+
+
 class FundOut(BaseModel):
     slug: str
     name: str
     currency: str
     description: str
-    host: str
+    host: str = Field(description="The host charity's name")
+    host_details: HostDetailsOut | None = Field(
+        description="The host's credit code and public-fundraising status; null until recorded"
+    )
     committee: list[str]
     approvals_required: int
     purposes: list[PurposeOut]
@@ -401,9 +451,19 @@ class FlowsOut(BaseModel):
     expenses_by_category: dict[str, str]
 
 
+# The report's entry for unrestricted money (the domain's purpose code is "").
+UNRESTRICTED_REPORT_CODE = "unrestricted"
+UNRESTRICTED_REPORT_NAME = "非限定性"
+
+
 class PurposeReportOut(BaseModel):
-    code: str = Field(description='"" for unrestricted money')
-    name: str
+    code: str = Field(
+        description=f'The purpose\'s code; "{UNRESTRICTED_REPORT_CODE}" for unrestricted money'
+    )
+    name: str = Field(
+        description=f'The purpose\'s name; "{UNRESTRICTED_REPORT_NAME}" for unrestricted'
+    )
+    restricted: bool = Field(description="false for the entry of unrestricted money only")
     opening: FiguresOut
     closing: FiguresOut
     flows: FlowsOut

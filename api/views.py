@@ -26,6 +26,7 @@ from api.schemas import (
     FundOut,
     GranteeOut,
     GrantOut,
+    HostDetailsOut,
     InKindOut,
     PurposeOut,
     RefundCreated,
@@ -79,6 +80,16 @@ def fund_figures_out(ff: FundFigures) -> FundFiguresOut:
 # -- funds -------------------------------------------------------------------------------------
 
 
+def host_details(
+    name: str, credit_code: str | None, public_fundraising: bool | None
+) -> HostDetailsOut | None:
+    if credit_code is None or public_fundraising is None:
+        return None
+    return HostDetailsOut(
+        name=name, credit_code=credit_code, public_fundraising=bool(public_fundraising)
+    )
+
+
 def fund_view(row: Mapping[str, Any], names: Mapping[str, str], figures: FundFigures) -> FundOut:
     """A fund from its read-model row, its purposes' names and its figures."""
     return FundOut(
@@ -87,6 +98,9 @@ def fund_view(row: Mapping[str, Any], names: Mapping[str, str], figures: FundFig
         currency=row["currency"],
         description=row["description"],
         host=row["host"],
+        host_details=host_details(
+            row["host"], row["host_credit_code"], row["host_public_fundraising"]
+        ),
         committee=list(row["committee"]),
         approvals_required=int(row["approvals_required"]),
         purposes=[
@@ -107,6 +121,7 @@ def fund_out_from_aggregate(fund: Fund) -> FundOut:
         currency=currency,
         description=fund.description,
         host=fund.host,
+        host_details=host_details(fund.host, fund.host_credit_code, fund.host_public_fundraising),
         committee=list(fund.committee),
         approvals_required=fund.approvals_required,
         purposes=[PurposeOut(code=c, name=n) for c, n in sorted(fund.purposes.items())],

@@ -29,13 +29,14 @@ def zero_figures() -> dict[str, int]:
 
 class FundsProjection(Projection[Tables]):
     name = "funds"
-    version = 1
+    version = 2  # 2: the host's credit code and public-fundraising status
     table_names = ("rm_funds", "rm_fund_purposes", "rm_expenses")
     handles: ClassVar[dict[str, str]] = {
         t.FUND_OPENED: "opened",
         t.PURPOSE_ADDED: "purpose_added",
         t.COMMITTEE_CHANGED: "committee_changed",
         t.PERIOD_CLOSED: "period_closed",
+        t.HOST_DETAILS_RECORDED: "host_details_recorded",
         t.EXPENSE_RECORDED: "expense_recorded",
         t.EXPENSE_REVERSED: "expense_reversed",
         # and every other money event of ``ledger.domain.figures.EFFECTS``, in __init__
@@ -62,6 +63,8 @@ class FundsProjection(Projection[Tables]):
                 "currency": e.currency,
                 "description": e.description,
                 "host": e.host,
+                "host_credit_code": None,
+                "host_public_fundraising": None,
                 "committee": list(e.committee),
                 "approvals_required": e.approvals_required,
                 "closed_periods": [],
@@ -88,6 +91,12 @@ class FundsProjection(Projection[Tables]):
         fund = self._touch_fund(oid, e)
         fund["committee"] = list(e.committee)
         fund["approvals_required"] = e.approvals_required
+
+    def host_details_recorded(self, notification_id: int, oid: str, e: Any) -> None:
+        fund = self._touch_fund(oid, e)
+        fund["host"] = e.name
+        fund["host_credit_code"] = e.credit_code
+        fund["host_public_fundraising"] = e.public_fundraising
 
     def period_closed(self, notification_id: int, oid: str, e: Any) -> None:
         fund = self._touch_fund(oid, e)

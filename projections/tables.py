@@ -108,6 +108,9 @@ def make_tables(suffix: str = "") -> Tables:
         Column("currency", String(3), nullable=False),
         Column("description", Text, nullable=False),
         Column("host", String(NAME), nullable=False),
+        # The host's unified social credit code and 公开募捐资格; null until recorded.
+        Column("host_credit_code", String(18)),
+        Column("host_public_fundraising", Boolean),
         Column("committee", JSON, nullable=False),
         Column("approvals_required", Integer, nullable=False),
         Column("closed_periods", JSON, nullable=False),

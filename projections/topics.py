@@ -15,6 +15,7 @@ COMMITTEE_CHANGED = _FUND + "CommitteeChanged"
 EXPENSE_RECORDED = _FUND + "ExpenseRecorded"
 EXPENSE_REVERSED = _FUND + "ExpenseReversed"
 PERIOD_CLOSED = _FUND + "PeriodClosed"
+HOST_DETAILS_RECORDED = _FUND + "HostDetailsRecorded"
 
 DONATION_RECEIVED = _DONATION + "Received"
 DONATION_REFUNDED = _DONATION + "Refunded"

@@ -261,6 +261,14 @@ def new_history(app: LedgerApp, *, seed: int = 1, funds: int = 2) -> History:
     for i in range(funds):
         slug = TEA if i == 0 else f"{TEA}-{i}"
         open_tea(app, slug)
+        if i == 0:
+            app.record_host_details(
+                slug=slug,
+                name="示例公益基金会",
+                credit_code="53100000500021676K",
+                public_fundraising=True,
+                actor="admin",
+            )
         history.slugs.append(slug)
     return history
 

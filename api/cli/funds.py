@@ -1,7 +1,9 @@
-"""``ledger fund …``: open funds, add purposes, close months, show figures."""
+"""``ledger fund …``: open funds, add purposes, record the host's details, close months,
+show figures."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,9 +22,17 @@ from api.cli.common import (
 from api.cli.group import command_group
 from api.reads import fund_out
 from api.schemas import FiguresOut, FundOut
+from api.views import fund_out_from_aggregate
 from ledger.domain.figures import DERIVED_NAMES, FIGURE_NAMES
 
-fund_app = command_group("Open funds, add purposes, close months, show figures.")
+fund_app = command_group(
+    "Open funds, add purposes, record the host's details, close months, show figures."
+)
+
+
+class YesNo(StrEnum):
+    yes = "yes"
+    no = "no"
 
 
 def _purpose_pairs(values: list[str]) -> list[dict[str, str]]:
@@ -103,6 +113,37 @@ def fund_purpose_add(
     typer.echo(f"added purpose {code} ({name}) to {slug}")
 
 
+@fund_app.command("host")
+def fund_host(
+    ctx: typer.Context,
+    slug: FundArg,
+    name: Annotated[str, typer.Option("--name", help="The host charity's registered name.")],
+    credit_code: Annotated[
+        str,
+        typer.Option(
+            "--credit-code", metavar="CODE", help="统一社会信用代码 (18 characters, GB 32100-2015)."
+        ),
+    ],
+    public_fundraising: Annotated[
+        YesNo,
+        typer.Option("--public-fundraising", help="Whether the host holds 公开募捐资格."),
+    ],
+    actor: ActorOpt,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Record the host charity's name, credit code and public-fundraising status."""
+    fund = ledger(ctx).record_host_details(
+        slug=slug,
+        name=name,
+        credit_code=credit_code,
+        public_fundraising=public_fundraising is YesNo.yes,
+        actor=actor,
+    )
+    details = fund_out_from_aggregate(fund).host_details
+    assert details is not None  # just recorded
+    emit(fmt, details, f"host of {slug}")
+
+
 @fund_app.command("close-period")
 def fund_close_period(
     ctx: typer.Context,
@@ -123,6 +164,12 @@ def print_fund(fund: FundOut) -> None:
     out = console()
     out.print(f"{fund.name} ({fund.slug}) · {fund.currency}")
     out.print(f"host: {fund.host}")
+    if fund.host_details is not None:
+        fundraising = "yes" if fund.host_details.public_fundraising else "no"
+        out.print(
+            f"host credit code: {fund.host_details.credit_code} · "
+            f"public fundraising (公开募捐资格): {fundraising}"
+        )
     out.print(
         f"committee: {', '.join(fund.committee)} "
         f"({fund.approvals_required} approvals commit a grant)"

@@ -306,6 +306,19 @@ class LedgerApp(CommandRuntime):
         return fund
 
     @command
+    def record_host_details(
+        self, *, slug: str, name: str, credit_code: str, public_fundraising: bool, actor: str
+    ) -> Fund:
+        """The host charity's name, credit code and public-fundraising status (the same
+        details again record nothing)."""
+        fund = self._fund(slug)
+        if fund.record_host_details(
+            name=name, credit_code=credit_code, public_fundraising=public_fundraising, actor=actor
+        ):
+            self.save(fund)
+        return fund
+
+    @command
     def close_period(self, *, slug: str, period: str, actor: str) -> Fund:
         fund = self._fund(slug)
         fund.close_period(period=period, today=self.today(), actor=actor)

@@ -27,6 +27,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/funds"): PUBLIC,
     ("GET", "/api/funds/{slug}"): PUBLIC,
     ("POST", "/api/funds/{slug}/purposes"): frozenset({"admin"}),
+    ("PUT", "/api/funds/{slug}/host"): frozenset({"admin"}),
     ("POST", "/api/funds/{slug}/donations"): frozenset({"treasurer"}),
     ("GET", "/api/funds/{slug}/donations"): PUBLIC,  # masked; auditors see donor details
     ("POST", "/api/donations/{donation_id}/refunds"): frozenset({"treasurer"}),
@@ -188,7 +189,9 @@ def test_each_role_gets_what_the_table_says(
     url = path.format(**params)
     headers = {**w.auth(caller), "Idempotency-Key": f"matrix-{method}-{path}-{caller}"}
     # An empty body: the policy is checked before the body is validated.
-    response = w.client.request(method, url, json={} if method == "POST" else None, headers=headers)
+    response = w.client.request(
+        method, url, json={} if method in ("POST", "PUT") else None, headers=headers
+    )
     body = response.json() if "json" in response.headers.get("content-type", "") else {}
     kind = body.get("type") if isinstance(body, dict) else None
 

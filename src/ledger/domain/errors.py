@@ -81,6 +81,11 @@ class InvalidField(InvalidInput):
     title = "Invalid field"
 
 
+class InvalidCreditCode(InvalidField):
+    slug = "invalid-credit-code"
+    title = "Not a valid unified social credit code"
+
+
 class NotFound(LedgerError):
     slug = "not-found"
     title = "Not found"

@@ -7,8 +7,13 @@ the six running figures of ``ledger.domain.figures``; each money event moves its
 Each money event names the donation, grant or expense it belongs to; the other aggregate's
 own event is saved in the same transaction, so the two never disagree.
 
+The host charity's details (name, unified social credit code, public-fundraising status)
+are recorded on the fund (``HostDetailsRecorded``); a fund opened without them has none
+(``host_credit_code`` and ``host_public_fundraising`` are None) and keeps the host's name it
+was opened with.
+
 Longer than 500 lines because an aggregate, its events and its rules live together: nine
-money events and four of structure, each a validating command beside the method that
+money events and five of structure, each a validating command beside the method that
 records it.
 """
 
@@ -35,6 +40,7 @@ from ledger.domain.common import (
     fund_id,
     period_of,
 )
+from ledger.domain.credit_code import check_credit_code
 from ledger.domain.errors import (
     AlreadyReversed,
     DuplicateCode,
@@ -95,10 +101,11 @@ class Fund(Aggregate):
     """One community fund. Its id is derived from its slug.
 
     ``class_version`` 2: expenses are ``Expense`` records (version 1 kept positional lists;
-    ``upcast_v1_v2`` reads its snapshots).
+    ``upcast_v1_v2`` reads its snapshots). 3: the host's credit code and public-fundraising
+    status (``upcast_v2_v3``: none recorded).
     """
 
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -112,6 +119,11 @@ class Fund(Aggregate):
             )
             for expense_id, e in state["expenses"].items()
         }
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        state["host_credit_code"] = None
+        state["host_public_fundraising"] = None
 
     @staticmethod
     def create_id(slug: str) -> Any:
@@ -178,6 +190,8 @@ class Fund(Aggregate):
         self.currency = currency
         self.description = description
         self.host = host
+        self.host_credit_code: str | None = None
+        self.host_public_fundraising: bool | None = None
         self.committee = list(committee)
         self.approvals_required = approvals_required
         self.purposes: dict[str, str] = {p["code"]: p["name"] for p in purposes}
@@ -221,6 +235,7 @@ class Fund(Aggregate):
                 purpose=purpose,
                 available_minor=available,
                 amount_minor=amount_minor,
+                currency=self.currency,
             )
 
     # -- structure ---------------------------------------------------------------------------
@@ -249,6 +264,36 @@ class Fund(Aggregate):
     def _committee_changed(self, committee: list[str], approvals_required: int, actor: str) -> None:
         self.committee = list(committee)
         self.approvals_required = approvals_required
+
+    def record_host_details(
+        self, *, name: str, credit_code: str, public_fundraising: bool, actor: str
+    ) -> bool:
+        """Record the host charity's name, unified social credit code (GB 32100-2015) and
+        whether it may raise funds publicly (公开募捐资格). The same details again record
+        nothing (returns False)."""
+        check_text("host name", name, max_len=NAME_LEN_MAX)
+        check_credit_code(credit_code)
+        if not isinstance(public_fundraising, bool):
+            raise InvalidField("public_fundraising must be yes or no", field="public_fundraising")
+        name = name.strip()
+        if (name, credit_code, public_fundraising) == (
+            self.host,
+            self.host_credit_code,
+            self.host_public_fundraising,
+        ):
+            return False
+        self._host_details_recorded(
+            name=name, credit_code=credit_code, public_fundraising=public_fundraising, actor=actor
+        )
+        return True
+
+    @event("HostDetailsRecorded")
+    def _host_details_recorded(
+        self, name: str, credit_code: str, public_fundraising: bool, actor: str
+    ) -> None:
+        self.host = name
+        self.host_credit_code = credit_code
+        self.host_public_fundraising = public_fundraising
 
     # -- donations ---------------------------------------------------------------------------
 
