@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import Connection, func, select
 
+from api.cursors import CursorSigner
 from api.reads import donation_rows, fund_page, grant_page, grant_row
 from api.reports import report_out
 from api.schemas import DonationPublicOut, FundOut, GrantOut, ReportOut
@@ -99,9 +100,11 @@ def fund_and_figures(conn: Connection, slug: str) -> tuple[FundOut, FundFigures,
     return fund_view(row, names, figures), figures, names
 
 
-def funds_index(conn: Connection, *, today: date) -> list[tuple[FundOut, list[MonthRow]]]:
+def funds_index(
+    conn: Connection, *, today: date, cursors: CursorSigner
+) -> list[tuple[FundOut, list[MonthRow]]]:
     """The funds (what ``GET /api/funds`` answers) with their last twelve months' flows."""
-    items, _ = fund_page(conn, limit=FUNDS_ON_INDEX_MAX, cursor=None)
+    items, _ = fund_page(conn, limit=FUNDS_ON_INDEX_MAX, cursor=None, cursors=cursors)
     out = []
     for item in items:
         fund_id = fund_row(conn, item.slug)["fund_id"]
@@ -190,10 +193,16 @@ def corrections(conn: Connection, fund_id: str, currency: str) -> list[Correctio
     ]
 
 
-def fund_page_data(conn: Connection, slug: str, *, today: date) -> FundPageData:
+def fund_page_data(
+    conn: Connection, slug: str, *, today: date, cursors: CursorSigner
+) -> FundPageData:
     fund, figures, names = fund_and_figures(conn, slug)
-    grants, _ = grant_page(conn, figures.fund_id, limit=FUND_GRANTS_MAX, cursor=None)
-    rows, _ = donation_rows(conn, figures.fund_id, limit=RECENT_DONATIONS, cursor=None)
+    grants, _ = grant_page(
+        conn, figures.fund_id, limit=FUND_GRANTS_MAX, cursor=None, cursors=cursors
+    )
+    rows, _ = donation_rows(
+        conn, figures.fund_id, limit=RECENT_DONATIONS, cursor=None, cursors=cursors
+    )
     return FundPageData(
         fund=fund,
         purpose_names=names,
@@ -221,10 +230,12 @@ def fund_grant(conn: Connection, slug: str, grant_id: str) -> tuple[FundOut, Gra
 
 
 def donations_page(
-    conn: Connection, slug: str, *, limit: int, cursor: str | None
+    conn: Connection, slug: str, *, limit: int, cursor: str | None, cursors: CursorSigner
 ) -> tuple[FundOut, list[DonationPublicOut], str | None]:
     fund, figures, _ = fund_and_figures(conn, slug)
-    rows, next_cursor = donation_rows(conn, figures.fund_id, limit=limit, cursor=cursor)
+    rows, next_cursor = donation_rows(
+        conn, figures.fund_id, limit=limit, cursor=cursor, cursors=cursors
+    )
     return fund, [donation_public_out(r) for r in rows], next_cursor
 
 

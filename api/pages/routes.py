@@ -53,7 +53,7 @@ def _chart(
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, services: ServicesDep) -> HTMLResponse:
     with services.read() as conn:
-        funds = data.funds_index(conn, today=services.today())
+        funds = data.funds_index(conn, today=services.today(), cursors=services.cursors)
     cards = [
         (f, _chart(request, months, f.currency, chart_id=f"chart-{f.slug}")) for f, months in funds
     ]
@@ -76,7 +76,7 @@ def fund(request: Request, slug: SlugPath, services: ServicesDep) -> HTMLRespons
         html = cache.get(key)
         if html is not None:
             return respond(request, html)
-        page = data.fund_page_data(conn, slug, today=today)
+        page = data.fund_page_data(conn, slug, today=today, cursors=services.cursors)
     html = render_html(
         request,
         "fund.html",
@@ -116,7 +116,11 @@ def donations(
     receipt = (receipt or "").strip() or None
     with services.read() as conn:
         fund_out, items, next_cursor = data.donations_page(
-            conn, slug, limit=DONATIONS_PER_PAGE, cursor=None if receipt else cursor
+            conn,
+            slug,
+            limit=DONATIONS_PER_PAGE,
+            cursor=None if receipt else cursor,
+            cursors=services.cursors,
         )
         found: list[DonationPublicOut] | None = None
         if receipt is not None:

@@ -164,3 +164,16 @@ def test_a_kept_page_is_rendered_again_once_the_read_models_move(world: World) -
     assert 'data-figure="received">¥100.00<' in first
     world.donate("23.00")
     assert 'data-figure="received">¥123.00<' in page(world, f"/funds/{FUND}?lang=zh").text
+
+
+def test_the_fund_page_shows_the_hosts_credit_code_and_fundraising_status_once_recorded(
+    world: World,
+) -> None:
+    assert "尚未登记" in page(world, f"/funds/{FUND}?lang=zh").text
+    body = {"name": "茶乡公益基金会", "credit_code": "53100000500021676K", "public_fundraising": True}
+    response = world.client.put(f"/api/funds/{FUND}/host", json=body, headers=world.auth("admin"))
+    assert response.status_code == 200, response.text
+    shown = page(world, f"/funds/{FUND}?lang=zh").text
+    assert "53100000500021676K" in shown
+    assert "茶乡公益基金会" in shown
+    assert "尚未登记" not in shown
