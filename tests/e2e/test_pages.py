@@ -170,7 +170,11 @@ def test_the_fund_page_shows_the_hosts_credit_code_and_fundraising_status_once_r
     world: World,
 ) -> None:
     assert "尚未登记" in page(world, f"/funds/{FUND}?lang=zh").text
-    body = {"name": "茶乡公益基金会", "credit_code": "53100000500021676K", "public_fundraising": True}
+    body = {
+        "name": "茶乡公益基金会",
+        "credit_code": "53100000500021676K",
+        "public_fundraising": True,
+    }
     response = world.client.put(f"/api/funds/{FUND}/host", json=body, headers=world.auth("admin"))
     assert response.status_code == 200, response.text
     shown = page(world, f"/funds/{FUND}?lang=zh").text
