@@ -3,6 +3,7 @@ through the same functions, ``api.pages.data``). Not in the OpenAPI schema."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
@@ -17,6 +18,8 @@ from api.pages.charts import flows_svg, qr_svg
 from api.pages.i18n import formats, translations
 from api.pages.render import PAGE_HEADERS, language_of, render, render_html, respond
 from api.schemas import DonationPublicOut
+from api.writes import Services
+from ledger.domain.errors import LedgerError
 from projections.queries import fund_row
 
 router = APIRouter(include_in_schema=False)
@@ -60,6 +63,19 @@ def index(request: Request, services: ServicesDep) -> HTMLResponse:
     return render(request, "index.html", {"funds": cards})
 
 
+def _verifier_key(services: Services) -> str | None:
+    """The audit log's verifier key (what ``ledger audit public-key`` prints), where the
+    server has the audit log's edge (``api.audit``) and a signing key; None otherwise."""
+    try:
+        audit = importlib.import_module("api.audit")
+    except ImportError:
+        return None
+    try:
+        return str(audit.public_key_of(services))
+    except LedgerError:
+        return None
+
+
 def _cache(request: Request) -> PageCache:
     cache: PageCache = request.app.state.page_cache
     return cache
@@ -85,6 +101,8 @@ def fund(request: Request, slug: SlugPath, services: ServicesDep) -> HTMLRespons
             "fund": page.fund,
             "chart": _chart(request, page.months, page.fund.currency),
             "has_360giving": has_360giving,
+            "has_audit": "/api/audit/checkpoint" in routes,
+            "verifier_key": _verifier_key(services),
             "quarter": f"{today.year}-Q{(today.month - 1) // 3 + 1}",
             "month": today.isoformat()[:7],
         },
@@ -160,7 +178,8 @@ def receipt(request: Request, receipt_no: ReceiptPath, services: ServicesDep) ->
         if html is not None:
             return respond(request, html)
         found = data.receipt(conn, receipt_no)
-    html = render_html(request, "receipt.html", {"r": found, "fund": found.fund})
+    context = {"r": found, "fund": found.fund, "verifier_key": _verifier_key(services)}
+    html = render_html(request, "receipt.html", context)
     cache.put(key, html)
     return respond(request, html)
 
