@@ -121,6 +121,8 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
         title=api.title, version=api.version, description=api.description, routes=api.routes
     )
     for route in api_routes(api.routes):
+        if not route.include_in_schema:  # the HTML pages (api.pages)
+            continue
         access = route_access(route)
         for method in route.methods or ():
             operation = schema["paths"][route.path_format].get(method.lower())
