@@ -3,13 +3,14 @@ through the same functions, ``api.pages.data``). Not in the OpenAPI schema."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from api.audit import public_key_of
 from api.deps import ServicesDep
+from api.errors import NoCheckpoint
 from api.funds import SlugPath
 from api.limits import CURSOR_LEN_MAX
 from api.pages import data
@@ -19,7 +20,6 @@ from api.pages.i18n import formats, translations
 from api.pages.render import PAGE_HEADERS, language_of, render, render_html, respond
 from api.schemas import DonationPublicOut
 from api.writes import Services
-from ledger.domain.errors import LedgerError
 from projections.queries import fund_row
 
 router = APIRouter(include_in_schema=False)
@@ -64,15 +64,11 @@ def index(request: Request, services: ServicesDep) -> HTMLResponse:
 
 
 def _verifier_key(services: Services) -> str | None:
-    """The audit log's verifier key (what ``ledger audit public-key`` prints), where the
-    server has the audit log's edge (``api.audit``) and a signing key; None otherwise."""
+    """The audit log's verifier key (what ``ledger audit public-key`` prints); None while
+    the ledger has no signing key."""
     try:
-        audit = importlib.import_module("api.audit")
-    except ImportError:
-        return None
-    try:
-        return str(audit.public_key_of(services))
-    except LedgerError:
+        return public_key_of(services)
+    except NoCheckpoint:
         return None
 
 
@@ -164,12 +160,12 @@ def receipts(
 ) -> Response:
     """The lookup form; submitted, it goes to the receipt's own page."""
     if receipt_no and receipt_no.strip():
-        target = request.url_for("receipt", receipt_no=receipt_no.strip())
+        target = request.url_for("receipt_page", receipt_no=receipt_no.strip())
         return RedirectResponse(str(target.path), status_code=303, headers=PAGE_HEADERS)
     return render(request, "receipts.html", {})
 
 
-@router.get("/receipts/{receipt_no}", response_class=HTMLResponse, name="receipt")
+@router.get("/receipts/{receipt_no}", response_class=HTMLResponse, name="receipt_page")
 def receipt(request: Request, receipt_no: ReceiptPath, services: ServicesDep) -> HTMLResponse:
     cache = _cache(request)
     with services.read() as conn:

@@ -117,7 +117,9 @@ def test_the_receipt_form_leads_to_the_receipt_page(world: World) -> None:
     assert response.headers["location"] == f"/receipts/{donation['receipt_no']}"
     shown = page(world, response.headers["location"]).text
     assert "¥88.00" in shown
-    assert "此处未验证" in shown or "浏览器会根据签名检查点" in shown  # says what it checked
+    assert "/static/audit/verify-receipt.js" in shown  # the audit log's check, in the browser
+    assert "正在您的浏览器中验证" in shown  # until it has run
+    assert "JavaScript 已关闭" in shown  # and, without it, says it did not check
 
 
 def test_the_donations_page_finds_a_receipt_and_pages_the_rest(world: World) -> None:

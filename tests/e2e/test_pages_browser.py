@@ -231,7 +231,11 @@ def test_a_donor_looks_up_a_receipt(server: str, visits: Any) -> None:
     gift = page.locator("#gift").inner_text()
     assert _money(donation["amount"], "zh") in gift
     assert donation["donor"] in gift
-    assert page.locator("#proof-status").inner_text()  # says what it could or could not check
+    status = page.locator("#proof-status")
+    page.wait_for_function(
+        "!document.getElementById('proof-status').textContent.startsWith('正在')", timeout=20_000
+    )
+    assert status.inner_text().startswith("已在您的浏览器中验证"), status.inner_text()
     _shot(page, "receipt-zh-desktop")
     page.goto(f"{server}/receipts/NO-SUCH-RECEIPT")
     assert page.locator("h1").inner_text() == "找不到页面"
