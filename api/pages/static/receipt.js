@@ -26,7 +26,7 @@
         return window.LedgerReceipt.verifyReceipt(receipt, key);
       })
       .then(function (result) {
-        if (result.ok) return say("textOk", "#" + result.size);
+        if (result.ok) return say("textOk", box.dataset.textSize + " " + result.size);
         var failed = (result.checks || []).filter(function (c) { return c.ok !== true; });
         say(failed.some(function (c) { return c.ok === false; }) ? "textFailed" : "textUnchecked",
             failed.map(function (c) { return c.name + ": " + c.detail; }).join("; "));
