@@ -12,6 +12,7 @@ import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -146,7 +147,15 @@ def test_every_aggregate_loads_from_its_old_snapshot_and_from_its_events(
         facts = FACTS[kind](loaded)
         for name, value in expected.items():
             assert facts[name] == value, name
-    assert vars(from_snapshot) == vars(from_events)
+    # Expenses keep the day they were paid since this release; a snapshot taken before
+    # lacks it (""), and is otherwise what the events give.
+    events_state = vars(from_events)
+    if "expenses" in events_state:
+        events_state = {
+            **events_state,
+            "expenses": {k: replace(v, paid_on="") for k, v in events_state["expenses"].items()},
+        }
+    assert vars(from_snapshot) == events_state
 
 
 def test_the_ledger_goes_on_from_the_old_log(open_copy: Any) -> None:
