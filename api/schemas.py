@@ -546,6 +546,10 @@ class ProjectionHealthOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     store: Literal["reachable"]
+    reads: Literal["ok", "exhausted"] = Field(
+        description="Whether the public reads' pool hands out a connection (exhausted: 503)"
+    )
+    exports_in_flight: int = Field(description="Exports being built or sent")
     head: int
     lag: int = Field(description="Events the slowest projection is behind")
     projections: list[ProjectionHealthOut]

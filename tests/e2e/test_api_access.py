@@ -53,6 +53,16 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/funds/{slug}/exports/ledger.beancount"): PUBLIC,
     ("GET", "/api/funds/{slug}/exports/ledger.journal"): PUBLIC,
     ("GET", "/api/health"): PUBLIC,
+    # The verifiable log (DESIGN §6): checkpoints and proofs are public, the raw log is the
+    # auditors'; a donor checks a receipt; witnesses' cosignatures and erasure are admins'.
+    ("GET", "/api/receipts/{receipt_no}"): PUBLIC,
+    ("GET", "/api/audit/checkpoint"): PUBLIC,
+    ("GET", "/api/audit/checkpoints/{size}"): PUBLIC,
+    ("GET", "/api/audit/proofs/inclusion"): PUBLIC,
+    ("GET", "/api/audit/proofs/consistency"): PUBLIC,
+    ("GET", "/api/audit/events"): frozenset({"auditor"}),
+    ("POST", "/api/audit/cosignatures"): frozenset({"admin"}),
+    ("POST", "/api/donations/{donation_id}/erasure"): frozenset({"admin"}),
 }
 
 
@@ -119,6 +129,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, dic
             "expense_id": expense["id"],
             "period": "2026-10",
             "kind": "donations",
+            "receipt_no": donation["receipt_no"],
+            "size": "1",
         }
         yield w, params
 
