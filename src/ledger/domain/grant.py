@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -67,15 +68,27 @@ class Tranche:
 class Grant(Aggregate):
     """A grant of one fund. Its id comes from the fund and the client's key.
 
-    ``class_version`` 3: tranches are ``Tranche`` records and the commitment's date is kept.
-    Snapshots of older versions (release 0.1's positional lists, and version 2 without the
-    commitment date, which no upcaster could supply) are not read:
-    ``snapshot_class_version_min`` makes the store pass over them, and the grant is replayed
-    from its events (docs/architecture.md, "Snapshots").
+    ``class_version`` 2: tranches are ``Tranche`` records (version 1 kept positional lists;
+    ``upcast_v1_v2`` reads its snapshots).
     """
 
-    class_version = 3
-    snapshot_class_version_min = 3
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["tranches"] = [
+            Tranche(
+                tranche_id=t[0],
+                amount_minor=int(t[1]),
+                paid_on=t[2],
+                method=t[3],
+                reference=t[4],
+                evidence_sha256=t[5],
+                reversed=bool(t[6]),
+                request_sha256=t[7],
+            )
+            for t in state["tranches"]
+        ]
 
     @classmethod
     def propose(
