@@ -9,27 +9,35 @@ it can answer.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import anyio
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, donations, expenses, funds, grants, health, ledgerfiles, reports
+from api import audit, donations, expenses, funds, grants, health, ledgerfiles, pages, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
 from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit, RateLimit, RateLimiter, RateLimits, SecurityHeaders
+from api.positions import Positions
 from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
+OPEN_ATTEMPTS_MAX = 5
 TITLE = "Community fund ledger"
 VERSION = "0.1.0"
 DESCRIPTION = (
@@ -69,7 +77,7 @@ def create_api(
             yield
             return
         opened = await anyio.to_thread.run_sync(
-            lambda: Services.open(settings, app=app, clock=clock, run_projections=in_process)
+            lambda: _open_services(settings, app=app, clock=clock, run_projections=in_process)
         )
         api.state.services = opened
         try:
@@ -92,15 +100,17 @@ def create_api(
     install_handlers(api)
     limiter = RateLimiter(rate_limits)
     api.state.rate_limiter = limiter
-    # The last added runs first: headers on every answer, then the rate limits, then the
-    # body's size.
+    # The last added runs first: headers on every answer, then the rate limits, then
+    # ``Ledger-Min-Position``'s wait, then the body's size.
     api.add_middleware(BodyLimit, max_bytes=BODY_BYTES_MAX)
+    api.add_middleware(Positions)  # (a request refused by the rate limits never waits)
     api.add_middleware(RateLimit, limiter=limiter)
     api.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
     api.mount(audit.STATIC_PATH, StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
+    pages.install(api, cache_entries=settings.page_cache_entries)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -109,6 +119,28 @@ def create_api(
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def _open_services(
+    settings: Settings,
+    *,
+    app: LedgerApp | None,
+    clock: Callable[[], datetime] | None,
+    run_projections: bool,
+) -> Services:
+    """``Services.open``, tried again a few times after a database error: workers (and hosts)
+    that start together run the store's idempotent DDL at the same moment, and PostgreSQL
+    may refuse one of two concurrent ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently
+    updated")."""
+    for attempt in range(OPEN_ATTEMPTS_MAX):
+        try:
+            return Services.open(settings, app=app, clock=clock, run_projections=run_projections)
+        except PersistenceError as e:
+            if attempt + 1 == OPEN_ATTEMPTS_MAX:
+                raise
+            log.warning("opening the ledger failed (attempt %d), trying again: %r", attempt + 1, e)
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def create_api_from_env() -> FastAPI:
@@ -123,6 +155,8 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
         title=api.title, version=api.version, description=api.description, routes=api.routes
     )
     for route in api_routes(api.routes):
+        if not route.include_in_schema:  # the HTML pages (api.pages)
+            continue
         access = route_access(route)
         for method in route.methods or ():
             operation = schema["paths"][route.path_format].get(method.lower())

@@ -39,6 +39,7 @@ from ledger.audit.verify import VerificationError
 from ledger.audit.witness import WitnessError
 from ledger.domain.errors import (
     Conflict,
+    FigureLimitReached,
     Forbidden,
     InvalidInput,
     LedgerError,
@@ -219,6 +220,7 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     NotFound: ErrorKind(404, EXIT_FAILED),
     Forbidden: ErrorKind(403, EXIT_FAILED),
     RuleViolated: ErrorKind(409, EXIT_FAILED),
+    FigureLimitReached: ErrorKind(409, EXIT_FAILED),
     Conflict: ErrorKind(409, EXIT_FAILED),
     LedgerError: ErrorKind(400, EXIT_FAILED),
     # the HTTP edge's own

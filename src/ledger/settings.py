@@ -33,10 +33,23 @@ class Settings(BaseSettings):
         description="Where the fund's business day is counted (today, closed months)",
     )
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    page_cache_entries: int = Field(
+        default=512,
+        ge=0,
+        le=100_000,
+        description="Rendered public pages kept while the read models do not move (0: off)",
+    )
     projections_in_process: bool = Field(
         default=True,
-        description="Run the projections inside the server process; set false when a separate "
-        "`ledger projector` process does (several API workers)",
+        description="Run the projections inside the server process (with several workers or "
+        "hosts one of them works, the others stand by); set false when a separate "
+        "`ledger projector` process does",
+    )
+    writes_wait_for_read_models: bool = Field(
+        default=True,
+        description="A write answers once the read models hold it; when false (what `ledger "
+        "serve --workers N` sets for N > 1) it answers once durable, and a client reads its "
+        "own writes by sending the write's Ledger-Position back (docs/api.md)",
     )
 
 

@@ -27,6 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ledger.application import DonorIn, LedgerApp
 from ledger.domain import errors as e
 from ledger.domain.common import entity_id, fund_id
+from ledger.domain.figures import EFFECTS, apply_effect, zero_figures
 from ledger.settings import Settings
 
 STEPS_MAX = 80
@@ -118,6 +119,7 @@ class GrantModel:
     released: int = 0
     tranches: list[list[int]] = field(default_factory=list)  # [amount, reversed]
     payments: dict[str, tuple[tuple[Any, ...], int]] = field(default_factory=dict)
+    tranche_dates: list[date] = field(default_factory=list)
 
 
 def donor_parts(donor: DonorIn | None) -> tuple[bool, str | None, bool, tuple[Any, Any]]:
@@ -612,21 +614,28 @@ class LedgerMachine(RuleBasedStateMachine):
         g = self.pick_grant(index, focus, "proposed")
         done = self.run(
             "reject_grant",
-            reasons((g.status != "proposed", e.InvalidState)),
+            reasons(
+                (actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "proposed", e.InvalidState),
+            ),
             lambda: self.app.reject_grant(grant_id=g.id, reason="不批", actor=actor),
         )
         if done is not None:
             g.status = "rejected"
 
     @precondition(lambda self: self.grants)
-    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans())
-    def end_grant(self, index: int, cancel: bool, focus: bool) -> None:
+    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans(), actor=st.sampled_from(PEOPLE))
+    def end_grant(self, index: int, cancel: bool, focus: bool, actor: str) -> None:
+        """A member of the committee cancels; the treasurer (any actor: not checked) closes."""
         g = self.pick_grant(index, focus, "committed")
         end = self.app.cancel_grant if cancel else self.app.close_grant
         done = self.run(
             "cancel_grant" if cancel else "close_grant",
-            reasons((g.status != "committed", e.InvalidState)),
-            lambda: end(grant_id=g.id, reason="结束", actor="alice"),
+            reasons(
+                (cancel and actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "committed", e.InvalidState),
+            ),
+            lambda: end(grant_id=g.id, reason="结束", actor=actor),
         )
         if done is None:
             return
@@ -687,6 +696,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert recorded.created is True
         g.tranches.append([amount, 0])
+        g.tranche_dates.append(day)
         assert recorded.value.tranche_no == len(g.tranches)
         g.payments[key] = (content, len(g.tranches))
         g.disbursed += amount
@@ -720,6 +730,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 (day > self.today(), e.DateInFuture),
                 (not exists, e.TrancheNotFound),
                 (exists and bool(g.tranches[tranche_no - 1][1]), e.AlreadyReversed),
+                (exists and day < g.tranche_dates[tranche_no - 1], e.InvalidField),
                 (fund.closed_on(day), e.PeriodClosed),
             ),
             lambda: self.app.reverse_disbursement(
@@ -817,6 +828,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 (day > self.today(), e.DateInFuture),
                 (expense is None, e.ExpenseNotFound),
                 (expense is not None and bool(expense[4]), e.AlreadyReversed),
+                (expense is not None and day < expense[1][1], e.InvalidField),
                 (fund.closed_on(day), e.PeriodClosed),
             ),
             lambda: self.app.reverse_expense(
@@ -832,6 +844,25 @@ class LedgerMachine(RuleBasedStateMachine):
         assert expense is not None
         expense[4] = 1
         fund.figures[expense[3]]["expenses"] -= expense[2]
+
+    @precondition(lambda self: self.funds)
+    @rule(offset=st.integers(-90, 1))
+    def figures_as_of_a_date_are_never_negative(self, offset: int) -> None:
+        """The fund's figures from its own events dated up to a day (as ``?as_of=`` sums
+        them): no figure below zero, nothing refunded beyond what was received or released
+        beyond what was committed."""
+        day = self.day(offset).isoformat() if offset <= 0 else "9999-12-31"
+        for slug in self.funds:
+            per_purpose: dict[str, dict[str, int]] = {}
+            for stored in self.app.events.get(fund_id(slug)):
+                name = type(stored).__name__
+                if name in EFFECTS and stored.occurred_on <= day:
+                    figures = per_purpose.setdefault(stored.purpose, zero_figures())
+                    apply_effect(figures, name, stored.amount_minor)
+            for purpose, f in per_purpose.items():
+                assert all(value >= 0 for value in f.values()), (slug, purpose, day, f)
+                assert f["refunded"] <= f["received"], (slug, purpose, day, f)
+                assert f["released"] <= f["committed"], (slug, purpose, day, f)
 
     # -- invariants ----------------------------------------------------------------------
 

@@ -228,7 +228,7 @@ def test_committee_members_approve_with_their_own_tokens(
     )
     path = f"/api/grants/{grant['id']}/approvals"
     problem(w.post(path, {}, "treasurer"), 403, "role-not-allowed")
-    w.token("外人", "committee")
+    w.token("外人", "committee", funds=(FUND,))
     problem(w.post(path, {}, "外人"), 403, "not-committee-member")
     approved = w.post(path, {}, COMMITTEE[1]).json()
     assert [a["member"] for a in approved["approvals"]] == [COMMITTEE[1]]

@@ -34,6 +34,7 @@ EXPECTED: dict[type[Exception], tuple[int, str, int]] = {
     d.NotFound: (404, "not-found", 1),
     d.Forbidden: (403, "forbidden", 1),
     d.RuleViolated: (409, "rule-violated", 1),
+    d.FigureLimitReached: (409, "figure-limit-reached", 1),
     d.Conflict: (409, "conflict", 1),
     d.LedgerError: (400, "ledger-error", 1),
     e.ApiProblem: (400, "bad-request", 1),
