@@ -262,7 +262,9 @@ def measure(
             "--host", "Benchmark host", "--committee", "a", "--committee", "b",
             "--actor", "bench",
         )  # fmt: skip
-        token = ledger_cli(env, "token", "create", "--name", "bench", "--role", "treasurer")
+        token = ledger_cli(
+            env, "token", "create", "--name", "bench", "--role", "treasurer", "--fund", FUND
+        )
         token = token.strip().splitlines()[-1]
         port = free_port()
         log = folder / "serve.log"
