@@ -23,7 +23,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, donations, expenses, funds, grants, health, ledgerfiles, reports
+from api import audit, donations, expenses, funds, grants, health, ledgerfiles, pages, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -110,6 +110,7 @@ def create_api(
         api.include_router(router)
     api.include_router(health.router)
     api.mount(audit.STATIC_PATH, StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
+    pages.install(api, cache_entries=settings.page_cache_entries)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -154,6 +155,8 @@ def _openapi(api: FastAPI) -> dict[str, Any]:
         title=api.title, version=api.version, description=api.description, routes=api.routes
     )
     for route in api_routes(api.routes):
+        if not route.include_in_schema:  # the HTML pages (api.pages)
+            continue
         access = route_access(route)
         for method in route.methods or ():
             operation = schema["paths"][route.path_format].get(method.lower())

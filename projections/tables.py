@@ -213,6 +213,9 @@ def make_tables(suffix: str = "") -> Tables:
         Column("tranches_count", Integer, nullable=False),
         Column("ended_on", IsoDate),
         Column("closing_reason", Text),
+        # A fund's newest grants (its page, GET /api/funds/{slug}/grants) without sorting
+        # all of them.
+        Index(None, "fund_id", "proposed_on", "grant_id"),
     )
     grant_approvals = t(
         "rm_grant_approvals",

@@ -111,8 +111,9 @@ def demo(
     current.close()  # the server opens its own
     typer.echo()
     typer.echo(
-        f"serving on http://{host}:{port}/api/funds/{DEMO_FUND_SLUG} "
-        "(writes need a token: ledger token create --name NAME --role treasurer --fund SLUG)"
+        f"serving on http://{host}:{port}/ (the fund's page; JSON at "
+        f"/api/funds/{DEMO_FUND_SLUG}; writes need a token: "
+        "ledger token create --name NAME --role treasurer --fund SLUG)"
     )
     _serve(current.settings, host=host, port=port, workers=1, access_log=True)
 

@@ -33,6 +33,12 @@ class Settings(BaseSettings):
         description="Where the fund's business day is counted (today, closed months)",
     )
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    page_cache_entries: int = Field(
+        default=512,
+        ge=0,
+        le=100_000,
+        description="Rendered public pages kept while the read models do not move (0: off)",
+    )
     projections_in_process: bool = Field(
         default=True,
         description="Run the projections inside the server process (with several workers or "

@@ -130,23 +130,35 @@ def test_the_log_holds_old_snapshots_of_every_aggregate(copy: Path) -> None:
     assert tranches > 0
 
 
+# The old snapshots a class can still read (upcast) and those it passes over (its state now
+# holds dates the old layout never kept): docs/architecture.md, "Snapshots".
+UPCAST = {"donations", "grants"}
+PASSED_OVER = {"funds"}
+
+
 @pytest.mark.parametrize(("kind", "oid"), EVERY_AGGREGATE)
-def test_every_aggregate_loads_from_its_old_snapshot_and_from_its_events(
+def test_every_aggregate_loads_from_its_old_snapshot_or_from_its_events(
     open_copy: Any, kind: str, oid: str
 ) -> None:
     app = open_copy()
     aggregate_id = UUID(oid)
-    snapshot = next(iter(app.snapshots.get(aggregate_id, desc=True, limit=1)))
-    from_snapshot = snapshot.mutate(None)
+    usable = list(app.snapshots.get(aggregate_id, desc=True, limit=1))
     from_events = replay(None, app.events.get(aggregate_id))
     through_repository = app.repository.get(aggregate_id)
+    loaded_all = [from_events, through_repository]
+    if kind in UPCAST:
+        assert len(usable) == 1
+        loaded_all.append(usable[0].mutate(None))
+    else:
+        assert kind in PASSED_OVER
+        assert usable == []
 
     expected = EXPECTED[kind][oid]
-    for loaded in (from_snapshot, from_events, through_repository):
+    for loaded in loaded_all:
         facts = FACTS[kind](loaded)
         for name, value in expected.items():
             assert facts[name] == value, name
-    assert vars(from_snapshot) == vars(from_events)
+        assert vars(loaded) == vars(from_events)
 
 
 def test_the_ledger_goes_on_from_the_old_log(open_copy: Any) -> None:

@@ -201,7 +201,8 @@ def donation_body(key: str) -> dict[str, Any]:
 @dataclass
 class Clients:
     """``count`` threads, each posting donations with keys of its own, every one retried
-    (same key, same body) until it is acknowledged (201 or 200)."""
+    (same key, same body) until it is acknowledged (201 or 200): after a connection error,
+    a 5xx, or a 429 (after its ``Retry-After``)."""
 
     deployment: Deployment
     count: int = 8
@@ -249,6 +250,9 @@ class Clients:
                         break
                     if response.status_code >= 500:
                         time.sleep(0.05)
+                        continue
+                    if response.status_code == 429:  # rate limited: as told, then again
+                        time.sleep(min(2.0, float(response.headers.get("Retry-After", "1"))))
                         continue
                     with self._lock:
                         self.refused.append(f"{key}: {response.status_code} {response.text}")

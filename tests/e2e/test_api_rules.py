@@ -365,10 +365,6 @@ def test_a_correction_dated_before_what_it_corrects_is_refused(world: World) -> 
     grant = world.committed_grant("30.00")  # committed today, 2026-11-27
     path = f"/api/grants/{grant['id']}/disbursements"
     tranche = {"amount": "10.00", "method": "bank", "reference": "TX1"}
-    body = problem(
-        world.post(path, {**tranche, "paid_on": "2026-11-26"}, key="t0"), 422, "invalid-field"
-    )
-    assert body["field"] == "paid_on"
     assert world.post(path, {**tranche, "paid_on": "2026-11-27"}, key="t1").status_code == 201
     reversal = f"/api/grants/{grant['id']}/disbursements/1/reversal"
     problem(

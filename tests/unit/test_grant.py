@@ -674,15 +674,6 @@ def test_a_member_is_known_by_the_nfc_form_of_the_name(propose_grant: Propose) -
     assert [a["member"] for a in grant.approvals] == ["Zo\u00eb"]
 
 
-def test_a_tranche_dated_before_the_commitment_is_refused_and_the_same_day_accepted(
-    committed_grant: Propose, disburse: Disburse
-) -> None:
-    grant = committed_grant()  # committed on DAY
-    with pytest.raises(InvalidField):
-        disburse(grant, 100, paid_on=DAY - timedelta(days=1))
-    assert disburse(grant, 100, paid_on=DAY) == 1
-
-
 def test_a_tranche_reversal_dated_before_the_tranche_is_refused(
     committed_grant: Propose, disburse: Disburse
 ) -> None:

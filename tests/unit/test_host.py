@@ -163,9 +163,3 @@ def test_host_details_are_checked(open_fund: Any, overrides: dict[str, Any], fie
 
 def test_the_host_name_may_be_200_characters(open_fund: Any) -> None:
     assert record(open_fund(), name="x" * 200) is True
-
-
-def test_a_version_2_snapshot_is_upcast_without_host_details() -> None:
-    state: dict[str, Any] = {}
-    Fund.upcast_v2_v3(state)
-    assert state == {"host_credit_code": None, "host_public_fundraising": None}

@@ -235,13 +235,6 @@ class Grant(Aggregate):
     def _committed(self, amount_minor: int, occurred_on: str, actor: str) -> None:
         self.status = COMMITTED
         self.committed_minor = amount_minor
-        self.committed_on = occurred_on
-
-    @property
-    def commitment_date(self) -> str | None:
-        """The business day the grant was committed (None: not committed, or a snapshot
-        taken before the day was kept)."""
-        return getattr(self, "committed_on", None)
 
     def reject(self, *, reason: str, rejected_on: date, actor: str, committee: list[str]) -> None:
         actor = self.need_member(committee, actor)
@@ -338,13 +331,6 @@ class Grant(Aggregate):
             isinstance(evidence_sha256, str) and SHA256_HEX_RE.fullmatch(evidence_sha256)
         ):
             raise InvalidField("evidence_sha256 must be 64 lowercase hex digits", field="evidence")
-        committed_on = self.commitment_date
-        if committed_on is not None and paid_on.isoformat() < committed_on:
-            raise InvalidField(
-                f"a tranche cannot predate its grant's commitment ({committed_on})",
-                field="paid_on",
-                earliest=committed_on,
-            )
         if len(self.tranches) >= TRANCHES_MAX:
             raise InvalidState(f"a grant has at most {TRANCHES_MAX} tranches", id=str(self.id))
         remaining = self.remaining_minor

@@ -38,7 +38,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Generator, Iterable
+from collections.abc import Awaitable, Callable, Generator, Iterable, Iterator
 from copy import deepcopy
 from dataclasses import dataclass
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -46,7 +46,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application, LRUCache, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Recording, Transcoder
+from eventsourcing.persistence import EventStore, IntegrityError, Recording, Transcoder
+from eventsourcing.utils import resolve_topic
 
 from ledger.engine.batching import PendingWrite, WriteBatcher
 from ledger.engine.transcoder import LedgerTranscoder
@@ -110,6 +111,38 @@ class _CommandState(threading.local):
         self.attempt = 0  # the running attempt's number (0 first)
         # ``run_command_async``: where an attempt's writes go (awaited, not waited for).
         self.deferred: list[PendingWrite] | None = None
+
+
+class CurrentSnapshots(EventStore[UUID]):
+    """The snapshot store, giving only snapshots the aggregate's class can still read.
+
+    A snapshot is an optimisation, never the record: an aggregate class that keeps state its
+    older snapshots cannot supply (a date the old layout did not hold) declares
+    ``snapshot_class_version_min``, and a snapshot of an older class version is passed over,
+    so the aggregate is replayed from its events and snapshotted afresh at its next interval.
+    Upcasters (``upcast_vN_vM``) still read the snapshots at or above that version.
+    """
+
+    def get(
+        self,
+        originator_id: UUID,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Iterator[Any]:
+        for snapshot in super().get(originator_id, gt=gt, lte=lte, desc=desc, limit=limit):
+            if _readable(snapshot):
+                yield snapshot
+
+
+def _readable(snapshot: Any) -> bool:
+    state = getattr(snapshot, "state", None)
+    if not isinstance(state, dict):
+        return True
+    minimum = getattr(resolve_topic(snapshot.topic), "snapshot_class_version_min", 1)
+    return int(state.get("class_version", 1)) >= minimum
 
 
 class CommandRuntime(Application[UUID]):
@@ -409,6 +442,10 @@ class CommandRuntime(Application[UUID]):
             super()._take_snapshots(processing_event)
         except Exception:
             log.exception("taking a snapshot failed; the events were recorded")
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        recorder = self.factory.aggregate_recorder(purpose="snapshots")
+        return CurrentSnapshots(mapper=self.mapper, recorder=recorder)
 
     def construct_transcoder(self) -> Transcoder:
         transcoder = LedgerTranscoder()
