@@ -41,11 +41,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src")]
 
-from projections.cli import open_store  # noqa: E402
-
 from ledger.application import LedgerApp  # noqa: E402
 from ledger.histories import record_history  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
+from projections.db import open_store  # noqa: E402
 from projections.exports.ledgerfiles import beancount_lines, hledger_lines  # noqa: E402
 from projections.queries import fund_figures  # noqa: E402
 from projections.rebuild import rebuild  # noqa: E402

@@ -103,8 +103,14 @@ class LogReader:
     def _decode_rows_kept(
         self, recorder: SQLiteApplicationRecorder, rows: list[Any]
     ) -> list[Decoded]:
-        """``_decode_rows``, each with its notification (a projection follows the log)."""
+        """``_decode_rows``, each with its notification (a projection follows the log).
+
+        The notifications are built as the frozen dataclass's ``__init__`` builds them
+        (its fields in its ``__dict__``, in order; it has no ``__post_init__``), without
+        its five ``object.__setattr__`` calls: about half its cost (docs/benchmarks.md)."""
         decode = self.decoder.decode
+        new = object.__new__
+        set_dict = object.__setattr__
         ids = self._converted_ids(recorder)
         topics = self.topics
         out: list[Decoded] = []
@@ -112,12 +118,17 @@ class LogReader:
             known = ids.get(stored_id)
             if known is None:
                 known = ids[stored_id] = converted_id(recorder, stored_id)
-            notification = Notification(
-                id=id_,
-                originator_id=known[0],
-                originator_version=version,
-                topic=topic,
-                state=state,
+            notification = new(Notification)
+            set_dict(
+                notification,
+                "__dict__",
+                {
+                    "originator_id": known[0],
+                    "originator_version": version,
+                    "topic": topic,
+                    "state": state,
+                    "id": id_,
+                },
             )
             if topic in topics:
                 event = decode(id_, known[0], version, topic, state)

@@ -54,7 +54,8 @@ def test_reading_the_log_directly_gives_what_the_recorder_gives(
 
     def comparable(d: Any) -> tuple[Any, ...]:
         event = d[2]
-        return d[0], d[1], d[3], type(event), None if event is None else vars(event)
+        notification = d[4] if d[4] is None else (type(d[4]), vars(d[4]))
+        return d[0], d[1], d[3], type(event), None if event is None else vars(event), notification
 
     direct.sort(key=lambda d: d[0])
     assert [comparable(d) for d in direct] == [comparable(d) for d in expected]
