@@ -92,7 +92,9 @@ class Deployment:
             env, "fund", "open", FUND, "--name", "Bench fund", "--currency", "CNY",
             "--host", "Bench host", "--committee", "a", "--committee", "b", "--actor", "admin",
         )  # fmt: skip
-        out = ledger(env, "token", "create", "--name", "bench", "--role", "treasurer")
+        out = ledger(
+            env, "token", "create", "--name", "bench", "--role", "treasurer", "--fund", FUND
+        )
         self.token = out.strip().splitlines()[-1]
         return self
 
