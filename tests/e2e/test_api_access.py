@@ -41,6 +41,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/grants/{grant_id}/disbursements/{tranche_no}/reversal"): frozenset(
         {"treasurer"}
     ),
+    # A dated progress note on a grant: a treasurer or a committee member of its fund.
+    ("POST", "/api/grants/{grant_id}/progress"): frozenset({"treasurer", "committee"}),
     ("GET", "/api/funds/{slug}/grants"): PUBLIC,
     ("GET", "/api/grants/{grant_id}"): PUBLIC,
     ("POST", "/api/funds/{slug}/expenses"): frozenset({"treasurer"}),
