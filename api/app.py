@@ -23,7 +23,7 @@ from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
 from api.limits import BODY_BYTES_MAX
-from api.middleware import BodyLimit
+from api.middleware import BodyLimit, RateLimit, RateLimiter, RateLimits, SecurityHeaders
 from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.engine.gc import tune_gc_for_server
@@ -53,6 +53,7 @@ def create_api(
     clock: Callable[[], datetime] | None = None,
     services: Services | None = None,
     run_projections: bool | None = None,
+    rate_limits: RateLimits | None = None,
 ) -> FastAPI:
     """The API on ``settings``' database. ``app``: a LedgerApp to use (the caller closes it);
     ``services``: everything ready-made (tests; the caller closes it); ``run_projections``:
@@ -79,13 +80,21 @@ def create_api(
         version=VERSION,
         description=DESCRIPTION,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        # No HTML docs page: FastAPI's loads Swagger UI from a CDN. The schema stays at
+        # /openapi.json, for any OpenAPI viewer run locally.
+        docs_url=None,
         redoc_url=None,
     )
     if services is not None:
         api.state.services = services
     install_handlers(api)
+    limiter = RateLimiter(rate_limits)
+    api.state.rate_limiter = limiter
+    # The last added runs first: headers on every answer, then the rate limits, then the
+    # body's size.
     api.add_middleware(BodyLimit, max_bytes=BODY_BYTES_MAX)
+    api.add_middleware(RateLimit, limiter=limiter)
+    api.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)

@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import BaseRoute
 
 from api.errors import FundNotAllowed, RoleNotAllowed, Unauthorized
+from api.middleware import RateLimiter, client_address
 from api.tokens import ROLES, TokenInfo
 from api.writes import Services
 
@@ -37,9 +38,13 @@ class Caller:
     role: str
     funds: tuple[str, ...]
 
+    def may_act_for(self, slug: str) -> bool:
+        """Whether the token may act for the fund (a token without funds: for every fund)."""
+        return not self.funds or slug in self.funds
+
     def check_fund(self, slug: str) -> None:
         """Writes of a token limited to some funds go to those funds only."""
-        if self.funds and slug not in self.funds:
+        if not self.may_act_for(slug):
             raise FundNotAllowed(
                 f"the token {self.name!r} may not write to the fund {slug}",
                 fund=slug,
@@ -81,6 +86,8 @@ class Access:
         services: Services = request.app.state.services
         token = _authenticate(services, credentials.credentials)
         if token is None:
+            limiter: RateLimiter = request.app.state.rate_limiter
+            limiter.bad_token(client_address(request.scope))
             raise Unauthorized("the bearer token is unknown or revoked")
         caller = Caller(name=token.name, role=token.role, funds=token.funds)
         if self.public:

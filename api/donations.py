@@ -99,8 +99,9 @@ async def record_donation(
     response_model=DonationPage,
     summary="A fund's donations, newest first",
     description="Without a token (or with a committee token): the public view, donors "
-    "masked. Treasurers and admins: every field but the donor's details; auditors: the "
-    "donor's decrypted name and contact too.",
+    "masked. Treasurers and admins of this fund (a token limited to other funds sees the "
+    "public view): every field but the donor's details; auditors: the donor's decrypted "
+    "name and contact too.",
     responses=problem_responses(401, 404, 422),
 )
 def list_donations(
@@ -112,14 +113,24 @@ def list_donations(
 ) -> DonationPage:
     with services.read() as conn:
         fund = fund_row(conn, slug)
-        rows, next_cursor = donation_rows(conn, fund["fund_id"], limit=limit, cursor=cursor)
-    if caller is None or caller.role not in READER.elevated:
+        rows, next_cursor = donation_rows(
+            conn, fund["fund_id"], limit=limit, cursor=cursor, cursors=services.cursors
+        )
+    if caller is None or not _sees_internal_fields(caller, slug):
         return DonationPage(items=[donation_public_out(r) for r in rows], next_cursor=next_cursor)
     items = [
         donation_full_out(r, _donor_details(services, r) if caller.role == "auditor" else None)
         for r in rows
     ]
     return DonationPage(items=list(items), next_cursor=next_cursor)
+
+
+def _sees_internal_fields(caller: Caller, slug: str) -> bool:
+    """Auditors read every fund in full; treasurers and admins only the funds their token
+    may act for (elsewhere they see what the public sees)."""
+    if caller.role not in READER.elevated:
+        return False
+    return caller.role == "auditor" or caller.may_act_for(slug)
 
 
 def _donor_details(services: Services, row: dict[str, object]) -> DonorDetailsOut | None:
@@ -134,7 +145,7 @@ def _donor_details(services: Services, row: dict[str, object]) -> DonorDetailsOu
 def _donation_fund(services: Services, caller: Caller, donation_id: str) -> tuple[str, str]:
     """The donation's fund and currency; the caller must be allowed to write there."""
     try:
-        with services.read() as conn:
+        with services.lookup() as conn:
             row = donation_row(conn, donation_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
     except DonationNotFound:
@@ -199,7 +210,7 @@ def reverse_donation(
             actor=caller.name,
         )
     )
-    with services.read() as conn:
+    with services.lookup() as conn:
         row = donation_row(conn, str(donation.id))
     reversed_on = row["reversed_on"] or body.reversed_on or services.today()
     return donation_reversed(donation, reversed_on=reversed_on, reason=body.reason)

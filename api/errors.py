@@ -18,6 +18,7 @@ build error answers themselves: they raise. The command line (``api.cli.group``)
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from ledger.domain.errors import (
     NotFound,
     RuleViolated,
 )
+from ledger.domain.money import format_amount
+from ledger.privacy import KeyFileError
 from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
 
 log = logging.getLogger(__name__)
@@ -145,6 +148,26 @@ class Unavailable(ApiProblem):
     title = "The ledger is not available"
 
 
+class Busy(ApiProblem):
+    slug = "busy"
+    title = "The server is busy; retry after the time Retry-After gives"
+
+
+class TooManyExports(ApiProblem):
+    slug = "too-many-exports"
+    title = "Too many exports at once; retry after the time Retry-After gives"
+
+
+class ExportTooLarge(ApiProblem):
+    slug = "export-too-large"
+    title = "The export is too large; narrow it with from and to"
+
+
+class RateLimited(ApiProblem):
+    slug = "rate-limited"
+    title = "Too many requests; retry after the time Retry-After gives"
+
+
 class InternalError(ApiProblem):
     slug = "internal-error"
     title = "Internal error"
@@ -192,6 +215,10 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     InvalidCursor: ErrorKind(422, EXIT_FAILED),
     InternalError: ErrorKind(500, EXIT_FAILED),
     Unavailable: ErrorKind(503, EXIT_FAILED),
+    Busy: ErrorKind(503, EXIT_FAILED),
+    TooManyExports: ErrorKind(503, EXIT_FAILED),
+    ExportTooLarge: ErrorKind(422, EXIT_FAILED),
+    RateLimited: ErrorKind(429, EXIT_FAILED),
     # the read models (``ledger projections``; the live tables are left as they were)
     UnknownProjection: ErrorKind(404, EXIT_USAGE, "unknown-projection", "No such projection"),
     ProjectionError: ErrorKind(500, EXIT_FAILED, "projection-failed", "A projection failed"),
@@ -199,6 +226,8 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     RebuildSuperseded: ErrorKind(
         409, EXIT_FAILED, "rebuild-superseded", "Another rebuild took over"
     ),
+    # a fault of the server's keys: logged, answered 500 without its message
+    KeyFileError: ErrorKind(500, EXIT_FAILED, KeyFileError.slug, KeyFileError.title),
     # anything else is a bug: logged with its traceback, never shown with it
     Exception: ErrorKind(500, EXIT_FAILED, "internal-error", "Internal error"),
 }
@@ -296,10 +325,25 @@ def problem_body(
     body: dict[str, Any] = {"type": slug, "title": title, "status": status, "detail": detail}
     if instance is not None:
         body["instance"] = instance
-    for key, value in facts.items():
+    for key, value in _money_as_decimal_strings(facts).items():
         if key not in _RESERVED:
             body[key] = _plain(value)
     return body
+
+
+def _money_as_decimal_strings(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """Amounts leave as decimal strings, as everywhere in the API: a fact ``x_minor`` of an
+    error that names its ``currency`` becomes ``x`` ("12.50"); without a currency it is left
+    out (the detail says what was wrong)."""
+    currency = facts.get("currency")
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        if not key.endswith("_minor"):
+            out[key] = value
+        elif isinstance(currency, str) and isinstance(value, int):
+            with contextlib.suppress(LedgerError):
+                out[key.removesuffix("_minor")] = format_amount(value, currency=currency)
+    return out
 
 
 def problem_response(error: BaseException, *, instance: str | None = None) -> ProblemResponse:
@@ -403,8 +447,9 @@ DESCRIPTIONS = {
     409: "A ledger rule refuses this, or the Idempotency-Key was used for other content",
     413: "Request body larger than 64 KiB",
     422: "Invalid input (a field, an amount, a date, an unknown field)",
+    429: "Too many requests from this token or address (Retry-After)",
     500: "Internal error (logged on the server)",
-    503: "The ledger's store is not reachable",
+    503: "The ledger's store is not reachable, or the server is busy (Retry-After)",
 }
 
 
@@ -416,5 +461,5 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
             "description": DESCRIPTIONS[status],
             "content": {PROBLEM_MEDIA_TYPE: {}},
         }
-        for status in sorted(set(statuses) | {500})
+        for status in sorted(set(statuses) | {429, 500})
     }

@@ -76,7 +76,7 @@ def reverse_expense(
     body: ReversalIn,
     services: ServicesDep,
 ) -> ExpenseOut:
-    with services.read() as conn:
+    with services.lookup() as conn:
         row = expense_row(conn, expense_id)
     slug, currency = str(row["slug"]), str(row["currency"])
     caller.check_fund(slug)
@@ -89,7 +89,7 @@ def reverse_expense(
             actor=caller.name,
         )
     )
-    with services.read() as conn:
+    with services.lookup() as conn:
         row = expense_row(conn, expense_id)
     return ExpenseOut(
         id=expense_id,

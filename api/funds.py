@@ -90,7 +90,7 @@ def list_funds(
     cursor: Cursor = None,
 ) -> FundPage:
     with services.read() as conn:
-        items, next_cursor = fund_page(conn, limit=limit, cursor=cursor)
+        items, next_cursor = fund_page(conn, limit=limit, cursor=cursor, cursors=services.cursors)
     return FundPage(items=items, next_cursor=next_cursor)
 
 

@@ -63,7 +63,7 @@ DisclosureQuery = Annotated[
 def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str, str]:
     """The grant's fund and currency; the caller must be allowed to write there."""
     try:
-        with services.read() as conn:
+        with services.lookup() as conn:
             row = grant_row(conn, grant_id)
         slug, currency = str(row["fund_slug"]), str(row["currency"])
     except GrantNotFound:
@@ -136,6 +136,7 @@ def list_grants(
             fund["fund_id"],
             limit=limit,
             cursor=cursor,
+            cursors=services.cursors,
             today=services.ledger.today(),
             disclosure=disclosure,
         )

@@ -9,12 +9,12 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from api.deps import ReaderCaller, ServicesDep
 from api.errors import problem_responses
 from api.funds import SlugPath
-from api.schemas import IsoDate
+from api.schemas import QueryDate
 from api.writes import Services
 from projections.exports.ledgerfiles import (
     DonorDetails,
@@ -23,14 +23,13 @@ from projections.exports.ledgerfiles import (
     check_span,
     hledger_lines,
 )
-from projections.queries import fund_row
 
 router = APIRouter(prefix="/api/funds/{slug}/exports", tags=["reports"])
 
 TEXT_MEDIA_TYPE = "text/plain; charset=utf-8"
 LINES_PER_CHUNK = 2000
-DateFrom = Annotated[IsoDate | None, Query(alias="from", description="First business day")]
-DateTo = Annotated[IsoDate | None, Query(alias="to", description="Last business day")]
+DateFrom = Annotated[QueryDate | None, Query(alias="from", description="First business day")]
+DateTo = Annotated[QueryDate | None, Query(alias="to", description="Last business day")]
 RESPONSES = {
     200: {"content": {TEXT_MEDIA_TYPE: {"schema": {"type": "string"}}}, "description": "The file"},
     **problem_responses(401, 404, 422),
@@ -45,14 +44,14 @@ RESPONSES = {
     "month end. Auditors' files add the donors' details.",
     responses=RESPONSES,
 )
-def beancount_file(
+async def beancount_file(
     caller: ReaderCaller,
     slug: SlugPath,
     services: ServicesDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
-) -> StreamingResponse:
-    return _file(services, slug, caller, beancount_lines, "beancount", date_from, date_to)
+) -> Response:
+    return await _file(services, slug, caller, beancount_lines, "beancount", date_from, date_to)
 
 
 @router.get(
@@ -63,17 +62,17 @@ def beancount_file(
     "month end. Auditors' files add the donors' details.",
     responses=RESPONSES,
 )
-def hledger_file(
+async def hledger_file(
     caller: ReaderCaller,
     slug: SlugPath,
     services: ServicesDep,
     date_from: DateFrom = None,
     date_to: DateTo = None,
-) -> StreamingResponse:
-    return _file(services, slug, caller, hledger_lines, "journal", date_from, date_to)
+) -> Response:
+    return await _file(services, slug, caller, hledger_lines, "journal", date_from, date_to)
 
 
-def _file(
+async def _file(
     services: Services,
     slug: str,
     caller: object,
@@ -81,14 +80,12 @@ def _file(
     suffix: str,
     date_from: date | None,
     date_to: date | None,
-) -> StreamingResponse:
+) -> Response:
     check_span(date_from, date_to)
-    with services.read() as conn:
-        fund_row(conn, slug)  # 404 before the stream starts
     auditor = getattr(caller, "role", None) == "auditor"
     details: DonorDetails | None = services.donor_details if auditor else None
-    return StreamingResponse(
-        _chunks(services, slug, lines, date_from, date_to, details),
+    return await services.exports.respond(
+        lambda: _chunks(services, slug, lines, date_from, date_to, details),
         media_type=TEXT_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{slug}.{suffix}"'},
     )

@@ -4,19 +4,18 @@ is shown.
 
 This is an adapter over ``projections.tables`` for what ``projections.queries`` does not
 offer (paged lists, single rows); figures and reports come from ``projections`` itself.
-Cursors are opaque to clients: URL-safe base64 of the last row's sort key.
+Cursors are opaque to clients: the last row's sort key, signed for its list and fund
+(``api.cursors``).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
+from api.cursors import CursorSigner
 from api.errors import InvalidCursor
 from api.schemas import FundOut, GrantOut
 from api.views import disclosure_of_row, fund_view, grant_view
@@ -26,33 +25,7 @@ from ledger.domain.grant import COMMITTED, ENDED_STATUSES
 from projections.queries import fund_figures, fund_row, purpose_names
 from projections.tables import LIVE
 
-CURSOR_VERSION = "c1"
-
-
-# -- cursors -----------------------------------------------------------------------------------
-
-
-def encode_cursor(*key: Any) -> str:
-    raw = json.dumps([CURSOR_VERSION, *key], separators=(",", ":"), ensure_ascii=False)
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None, *types: type) -> list[Any] | None:
-    if cursor is None:
-        return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError):
-        raise InvalidCursor("the cursor is not valid", field="cursor") from None
-    if (
-        not isinstance(values, list)
-        or len(values) != len(types) + 1
-        or values[0] != CURSOR_VERSION
-        or not all(isinstance(v, t) for v, t in zip(values[1:], types, strict=True))
-    ):
-        raise InvalidCursor("the cursor is not valid", field="cursor")
-    return values[1:]
+# -- cursors (signed and bound to their list and fund: api.cursors) -----------------------------
 
 
 def _cursor_date(text: str) -> date:
@@ -71,28 +44,28 @@ def fund_out(conn: Connection, slug: str) -> FundOut:
 
 
 def fund_page(
-    conn: Connection, *, limit: int, cursor: str | None
+    conn: Connection, *, limit: int, cursor: str | None, cursors: CursorSigner
 ) -> tuple[list[FundOut], str | None]:
-    after = decode_cursor(cursor, str)
+    after = cursors.decode(cursor, "funds", "", str)
     f = LIVE.funds
     query = select(f.c.slug).order_by(f.c.slug).limit(limit + 1)
-    if after is not None:
+    if after:
         query = query.where(f.c.slug > after[0])
     slugs = list(conn.execute(query).scalars())
     more = len(slugs) > limit
     slugs = slugs[:limit]
     items = [fund_out(conn, slug) for slug in slugs]
-    return items, encode_cursor(slugs[-1]) if more else None
+    return items, cursors.encode("funds", "", slugs[-1]) if more else None
 
 
 # -- donations ---------------------------------------------------------------------------------
 
 
 def donation_rows(
-    conn: Connection, fund_id: str, *, limit: int, cursor: str | None
+    conn: Connection, fund_id: str, *, limit: int, cursor: str | None, cursors: CursorSigner
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Newest first: by business date, then receipt number."""
-    after = decode_cursor(cursor, str, str)
+    after = cursors.decode(cursor, "donations", fund_id, str, str)
     d = LIVE.donations
     query = (
         select(d)
@@ -100,7 +73,7 @@ def donation_rows(
         .order_by(d.c.received_on.desc(), d.c.receipt_no.desc())
         .limit(limit + 1)
     )
-    if after is not None:
+    if after:
         day, receipt_no = _cursor_date(after[0]), after[1]
         query = query.where(
             or_(
@@ -112,7 +85,11 @@ def donation_rows(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
-        encode_cursor(rows[-1]["received_on"].isoformat(), rows[-1]["receipt_no"]) if more else None
+        cursors.encode(
+            "donations", fund_id, rows[-1]["received_on"].isoformat(), rows[-1]["receipt_no"]
+        )
+        if more
+        else None
     )
     return rows, next_cursor
 
@@ -178,19 +155,20 @@ def grant_page(
     *,
     limit: int,
     cursor: str | None,
+    cursors: CursorSigner,
     today: date,
     disclosure: str | None = None,
 ) -> tuple[list[GrantOut], str | None]:
     """Newest first: by proposal date, then id. ``disclosure``: only the grants whose
     disclosure status is that today (``overdue``: what the fund has failed to publish)."""
-    after = decode_cursor(cursor, str, str)
+    after = cursors.decode(cursor, "grants", fund_id, str, str)
     g = LIVE.grants
     query = (
         select(g)
         .where(g.c.fund_id == fund_id)
         .order_by(g.c.proposed_on.desc(), g.c.grant_id.desc())
     )
-    if after is not None:
+    if after:
         day, grant_id = _cursor_date(after[0]), after[1]
         query = query.where(
             or_(g.c.proposed_on < day, and_(g.c.proposed_on == day, g.c.grant_id < grant_id))
@@ -202,7 +180,9 @@ def grant_page(
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
-        encode_cursor(rows[-1]["proposed_on"].isoformat(), rows[-1]["grant_id"]) if more else None
+        cursors.encode("grants", fund_id, rows[-1]["proposed_on"].isoformat(), rows[-1]["grant_id"])
+        if more
+        else None
     )
     return _grants_out(conn, rows, today=today), next_cursor
 

@@ -3,34 +3,43 @@ CSV exports."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from fastapi.responses import StreamingResponse
-from pydantic import AwareDatetime
+from fastapi.responses import Response, StreamingResponse
 from sqlalchemy import Connection, func, select
 
 from api.deps import PublicCaller, ReaderCaller, ServicesDep
 from api.errors import problem_responses
 from api.funds import SlugPath
 from api.schemas import (
+    UNRESTRICTED_REPORT_CODE,
+    UNRESTRICTED_REPORT_NAME,
     ApprovalOut,
     BalanceOut,
     FlowsOut,
-    IsoDate,
     MonthOut,
     PurposeReportOut,
+    QueryDate,
+    QueryInstant,
     ReportGrantOut,
     ReportOut,
     ReportTrancheOut,
 )
 from api.views import figures_out, fund_figures_out, money
 from api.writes import Services
-from projections.exports.csv_files import BOM, DONATION_COLUMNS_FULL, EXPORT_KINDS, iter_csv
+from ledger.domain.figures import UNRESTRICTED
+from projections.exports.csv_files import (
+    BOM,
+    DONATION_COLUMNS_FULL,
+    EXPORT_KINDS,
+    CsvWriter,
+    iter_csv,
+)
+from projections.exports.ledgerfiles import check_span
 from projections.queries import figures_as_of, fund_row
 from projections.reports import Flows, TransparencyReport, build_report
 from projections.tables import LIVE
@@ -53,10 +62,10 @@ def balance(
     slug: SlugPath,
     services: ServicesDep,
     as_of: Annotated[
-        IsoDate | None, Query(description="Entries dated up to this day (YYYY-MM-DD)")
+        QueryDate | None, Query(description="Entries dated up to this day (YYYY-MM-DD)")
     ] = None,
     known_at: Annotated[
-        AwareDatetime | None,
+        QueryInstant | None,
         Query(description="What the ledger said at this instant (ISO 8601 with offset)"),
     ] = None,
 ) -> BalanceOut:
@@ -82,8 +91,8 @@ def report(
     _: PublicCaller,
     slug: SlugPath,
     services: ServicesDep,
-    date_from: Annotated[IsoDate | None, Query(alias="from", description="First day")] = None,
-    date_to: Annotated[IsoDate | None, Query(alias="to", description="Last day")] = None,
+    date_from: Annotated[QueryDate | None, Query(alias="from", description="First day")] = None,
+    date_to: Annotated[QueryDate | None, Query(alias="to", description="Last day")] = None,
 ) -> ReportOut:
     with services.read() as conn:
         fund = fund_row(conn, slug)
@@ -138,8 +147,9 @@ def report_out(r: TransparencyReport) -> ReportOut:
             flows=_flows(r.flows, cur),
             purposes=[
                 PurposeReportOut(
-                    code=p.code,
-                    name=p.name,
+                    code=p.code or UNRESTRICTED_REPORT_CODE,
+                    name=p.name or UNRESTRICTED_REPORT_NAME,
+                    restricted=p.code != UNRESTRICTED,
                     opening=figures_out(p.opening, cur),
                     closing=figures_out(p.closing, cur),
                     flows=_flows(p.flows, cur),
@@ -198,24 +208,28 @@ def report_out(r: TransparencyReport) -> ReportOut:
         **problem_responses(401, 404, 422),
     },
 )
-def export(
+async def export(
     caller: ReaderCaller,
     slug: SlugPath,
     kind: Annotated[ExportKind, Path(description="What to export")],
     services: ServicesDep,
-    date_from: Annotated[IsoDate | None, Query(alias="from")] = None,
-    date_to: Annotated[IsoDate | None, Query(alias="to")] = None,
-) -> StreamingResponse:
-    with services.read() as conn:
-        fund_row(conn, slug)  # 404 before the stream starts
+    date_from: Annotated[QueryDate | None, Query(alias="from")] = None,
+    date_to: Annotated[QueryDate | None, Query(alias="to")] = None,
+) -> Response:
+    check_span(date_from, date_to)
     auditor = caller is not None and caller.role == "auditor"
     if auditor and kind == "donations":
-        chunks = _donations_with_donors(services, slug, date_from, date_to)
+
+        def build() -> Iterator[bytes]:
+            return _donations_with_donors(services, slug, date_from, date_to)
     else:
-        chunks = _stream(services, slug, kind, auditor, date_from, date_to)
+
+        def build() -> Iterator[bytes]:
+            return _stream(services, slug, kind, auditor, date_from, date_to)
+
     filename = f"{slug}-{kind}.csv"
-    return StreamingResponse(
-        chunks,
+    return await services.exports.respond(
+        build,
         media_type=CSV_MEDIA_TYPE,
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
@@ -239,7 +253,7 @@ def _donations_with_donors(
     """The auditors' donations export: every column, and the donor's details decrypted."""
     d = LIVE.donations
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = CsvWriter(buffer)
     buffer.write(BOM)
     writer.writerow([name for name, _ in DONATION_COLUMNS_FULL] + ["donor_name", "donor_contact"])
     with services.read() as conn:

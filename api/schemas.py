@@ -8,10 +8,12 @@ decimal strings in the fund's currency. Neither kind reaches the domain.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
+    AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -21,7 +23,7 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.limits import AMOUNT_LEN_MAX
+from api.limits import AMOUNT_LEN_MAX, QUERY_DATE_MAX, QUERY_DATE_MIN
 from ledger.domain.common import (
     APPROVALS_REQUIRED_MAX,
     CODE_RE,
@@ -72,6 +74,28 @@ Amount = Annotated[
     ),
 ]
 IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+
+
+def _query_date_within(value: date) -> date:
+    if not QUERY_DATE_MIN <= value <= QUERY_DATE_MAX:
+        raise ValueError(f"must lie within {QUERY_DATE_MIN} and {QUERY_DATE_MAX}")
+    return value
+
+
+def _query_instant_within(value: datetime) -> datetime:
+    try:
+        day = value.astimezone(UTC).date()
+    except OverflowError:
+        day = date.min  # beyond what any calendar arithmetic holds
+    if not QUERY_DATE_MIN <= day <= QUERY_DATE_MAX:
+        raise ValueError(f"must lie within {QUERY_DATE_MIN} and {QUERY_DATE_MAX} (UTC)")
+    return value
+
+
+# Dates and instants of a query (``as_of``, ``known_at``, ``from``, ``to``): within a window
+# that every computation on them (the day before, UTC) stays inside the calendar.
+QueryDate = Annotated[IsoDate, AfterValidator(_query_date_within)]
+QueryInstant = Annotated[AwareDatetime, AfterValidator(_query_instant_within)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=NAME_LEN_MAX)]
 Text = Annotated[str, StringConstraints(max_length=TEXT_LEN_MAX)]
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
@@ -471,9 +495,19 @@ class FlowsOut(BaseModel):
     expenses_by_category: dict[str, str]
 
 
+# The report's entry for unrestricted money (the domain's purpose code is "").
+UNRESTRICTED_REPORT_CODE = "unrestricted"
+UNRESTRICTED_REPORT_NAME = "非限定性"
+
+
 class PurposeReportOut(BaseModel):
-    code: str = Field(description='"" for unrestricted money')
-    name: str
+    code: str = Field(
+        description=f'The purpose\'s code; "{UNRESTRICTED_REPORT_CODE}" for unrestricted money'
+    )
+    name: str = Field(
+        description=f'The purpose\'s name; "{UNRESTRICTED_REPORT_NAME}" for unrestricted'
+    )
+    restricted: bool = Field(description="false for the entry of unrestricted money only")
     opening: FiguresOut
     closing: FiguresOut
     flows: FlowsOut

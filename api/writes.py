@@ -1,5 +1,11 @@
-"""What the HTTP API works with: the ledger application, the read models' engine, the
+"""What the HTTP API works with: the ledger application, the read models' engines, the
 projection runner and the token store, opened together and closed together.
+
+Two connection budgets on the read models' database: ``engine`` (the projections, tokens,
+idempotency keys and the lookups of writes: ``lookup()``) and ``read_engine``, a small pool
+of its own for public reads (``read()``) that waits at most ``READ_POOL_TIMEOUT_S`` for a
+connection and then answers 503 ``busy``. Reads, however many, never take a connection a
+write or an authentication needs. Exports (``api.exports``) have a budget of their own too.
 
 ``Services.open(settings)`` makes them (the FastAPI lifespan does, or a test passes its own).
 After a write, ``wait_until_projected()`` waits — bounded — until the read models hold it,
@@ -21,14 +27,26 @@ from typing import Any, TypeVar
 from fastapi.responses import Response
 from pydantic import BaseModel
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api.cursors import CursorSigner
+from api.errors import Busy
+from api.exports import Exports
 from api.idempotency import FundKeys
-from api.limits import READ_YOUR_WRITES_TIMEOUT_S, WORKER_THREADS
+from api.limits import (
+    BUSY_RETRY_AFTER_S,
+    READ_POOL_OVERFLOW,
+    READ_POOL_SIZE,
+    READ_POOL_TIMEOUT_S,
+    READ_YOUR_WRITES_TIMEOUT_S,
+    WORKER_THREADS,
+)
 from api.tokens import TokenStore
 from ledger.application import LedgerApp
-from ledger.domain.errors import FundNotFound, LedgerError
+from ledger.domain.errors import DonationNotFound, FundNotFound
 from ledger.privacy import PersonalData
 from ledger.settings import Settings
+from ledger.store import parse_url
 from projections.db import make_engine
 from projections.queries import fund_row
 from projections.registry import ensure_schema
@@ -37,6 +55,19 @@ from projections.runner import ProjectionRunner
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+
+def make_read_engine(settings: Settings) -> Engine:
+    """The public reads' own small pool (SQLite: its own connections to the same file)."""
+    kind = parse_url(settings.database_url).kind
+    if kind not in ("sqlite", "postgresql"):
+        return make_engine(settings.database_url)
+    return make_engine(
+        settings.database_url,
+        pool_size=READ_POOL_SIZE,
+        max_overflow=READ_POOL_OVERFLOW,
+        pool_timeout=READ_POOL_TIMEOUT_S,
+    )
 
 
 def json_response(model: BaseModel, *, status_code: int = 200) -> Response:
@@ -57,11 +88,15 @@ class Services:
         engine: Engine,
         runner: ProjectionRunner,
         tokens: TokenStore,
+        read_engine: Engine | None = None,
         owned: tuple[bool, bool, bool] = (True, True, True),
     ) -> None:
         self.settings = settings
         self.ledger = ledger
         self.engine = engine
+        self.read_engine = read_engine if read_engine is not None else make_read_engine(settings)
+        self.exports = Exports()
+        self.cursors = CursorSigner.from_key_dir(settings.key_dir)
         self.runner = runner
         self.tokens = tokens
         self.fund_keys = FundKeys(engine)
@@ -113,6 +148,8 @@ class Services:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self.exports.close()
+        self.read_engine.dispose()
         self.ledger.batcher.stop_writer()
         with contextlib.suppress(ValueError):
             self.ledger.after_write.remove(self.runner.project_up_to)
@@ -127,9 +164,32 @@ class Services:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only connection; its queries see one snapshot."""
+        """A connection of the public reads' pool; its queries see one snapshot. No free
+        connection within ``READ_POOL_TIMEOUT_S``: 503 ``busy`` (with Retry-After)."""
+        try:
+            conn = self.read_engine.connect()
+        except PoolTimeout:
+            raise Busy(
+                "every connection for reads is in use; retry shortly",
+                headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+                retry_after_s=BUSY_RETRY_AFTER_S,
+            ) from None
+        with conn:
+            yield conn
+
+    @contextlib.contextmanager
+    def lookup(self) -> Iterator[Connection]:
+        """A connection of the writers' budget, for what a write looks up first."""
         with self.engine.connect() as conn:
             yield conn
+
+    def reads_available(self) -> bool:
+        """Whether the public reads' pool hands out a connection (within its timeout)."""
+        try:
+            with self.read_engine.connect():
+                return True
+        except PoolTimeout:
+            return False
 
     def today(self) -> date:
         return self.ledger.today()
@@ -140,7 +200,7 @@ class Services:
         if currency is not None:
             return currency
         try:
-            with self.read() as conn:
+            with self.lookup() as conn:
                 currency = str(fund_row(conn, slug)["currency"])
         except FundNotFound:
             currency = self.ledger.get_fund(slug).currency  # not projected yet, or unknown
@@ -149,11 +209,13 @@ class Services:
         return currency
 
     def donor_details(self, donation_id: str) -> PersonalData | None:
-        """A donor's decrypted name and contact (auditors only); None once erased."""
+        """A donor's decrypted name and contact (auditors only); None once erased. A key
+        fault (``KeyFileError``) is not an erasure: it propagates (500, logged)."""
         try:
-            return self.ledger.donor_details(self.ledger.get_donation(donation_id))
-        except LedgerError:
+            donation = self.ledger.get_donation(donation_id)
+        except DonationNotFound:
             return None
+        return self.ledger.donor_details(donation)
 
     # -- threads -----------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from sqlalchemy.engine import URL
 from ledger.application import LedgerApp, create_app
 from ledger.domain.errors import InvalidInput
 from ledger.settings import Settings
-from ledger.store import StoreUrl, parse_url, sqlite_write_lock
+from ledger.store import StoreUrl, ensure_private_database_file, parse_url, sqlite_write_lock
 from projections.engine.transactions import WRITE_OPTION
 
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -80,6 +80,7 @@ def make_engine(database_url: str, **kwargs: Any) -> Engine:
     store = parse_url(database_url)
     url = sqlalchemy_url(database_url)
     if store.kind == "sqlite":
+        ensure_private_database_file(store.path)
         engine = create_engine(
             url,
             connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},

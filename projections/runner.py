@@ -20,6 +20,9 @@
 ``wait_for(position, timeout_s)`` blocks, bounded, until every projection has processed
 the log up to ``position``: the API calls it after a write so that a client reads its own
 writes.
+
+(About 500 lines: the thread's life, the waits it answers and its failures share one lock
+and one set of positions; the machinery it drives is in ``projections.engine``.)
 """
 
 from __future__ import annotations

@@ -158,7 +158,14 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
     if workers == 1:
         api = create_api(settings)
         tune_gc_for_server()
-        uvicorn.run(api, host=host, port=port, access_log=access_log, log_level="info")
+        uvicorn.run(
+            api,
+            host=host,
+            port=port,
+            access_log=access_log,
+            log_level="info",
+            server_header=False,
+        )
         return
     # Worker processes read their settings from the environment. Several workers would each
     # run the projections: a separate `ledger projector` process does that instead.
@@ -178,4 +185,5 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
         workers=workers,
         access_log=access_log,
         log_level="info",
+        server_header=False,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from uuid import UUID, SafeUUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
@@ -93,7 +94,7 @@ class LogReader:
             if topic in topics:
                 known = ids.get(stored_id)
                 if known is None:
-                    known = ids[stored_id] = _converted(recorder, stored_id)
+                    known = ids[stored_id] = converted_id(recorder, stored_id)
                 append((id_, topic, decode(id_, known[0], version, topic, state), known[1], None))
             else:
                 append((id_, topic, None, "", None))
@@ -110,7 +111,7 @@ class LogReader:
         for id_, stored_id, version, topic, state in rows:
             known = ids.get(stored_id)
             if known is None:
-                known = ids[stored_id] = _converted(recorder, stored_id)
+                known = ids[stored_id] = converted_id(recorder, stored_id)
             notification = Notification(
                 id=id_,
                 originator_id=known[0],
@@ -131,7 +132,24 @@ class LogReader:
         return self._ids
 
 
-def _converted(recorder: SQLiteApplicationRecorder, stored_id: Any) -> tuple[Any, str]:
-    """A stored originator id as the recorder converts it, and as text."""
-    oid = recorder.convert_originator_id(stored_id)
-    return oid, str(oid)
+def converted_id(recorder: SQLiteApplicationRecorder, stored_id: Any) -> tuple[Any, str]:
+    """A stored originator id as the recorder converts it, and as text. The form the
+    recorder stores UUIDs in (32 hex digits) is converted here, the ``UUID`` built as
+    ``UUID(hex)`` builds it without its parsing; anything else by the recorder."""
+    if (
+        type(stored_id) is str
+        and len(stored_id) == 32
+        and recorder.datastore.originator_id_type == "uuid"
+    ):
+        try:
+            raw = bytes.fromhex(stored_id)
+        except ValueError:
+            raw = b""
+        if len(raw) == 16:
+            oid = object.__new__(UUID)
+            object.__setattr__(oid, "int", int.from_bytes(raw, "big"))
+            object.__setattr__(oid, "is_safe", SafeUUID.unknown)
+            d = raw.hex()
+            return oid, f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:]}"
+    converted = recorder.convert_originator_id(stored_id)
+    return converted, str(converted)

@@ -5,12 +5,18 @@
 programs read the Chinese text right), amounts as decimal strings. The public export of
 donations shows the donor's public name only; ``full=True`` (auditors) adds the internal
 columns. ``iter_csv`` gives the same in chunks, for streaming.
+
+Every cell goes through ``csv_cell`` (``CsvWriter``): a text cell that a spreadsheet would
+run as a formula (it starts with ``= + - @``, a tab or a carriage return) gets a leading
+single quote, as OWASP recommends; amounts, which we format ourselves as plain decimal
+strings ("-5.00"), stay numbers a spreadsheet can sum.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
@@ -23,6 +29,12 @@ from projections.queries import fund_row
 from projections.tables import LIVE
 
 BOM = "\ufeff"
+# Formula injection (OWASP "CSV Injection"): a spreadsheet runs a cell that starts with one
+# of these as a formula. Such a text cell is written with a leading single quote, which the
+# spreadsheet shows as text. A plain decimal number ("-5.00", an amount we formatted) is left
+# as it is: it cannot be a formula, and an accountant must be able to sum it.
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER_RE = re.compile(r"^[+-]?[0-9]+(?:\.[0-9]+)?$")
 EXPORT_KINDS = ("donations", "grants", "disbursements", "expenses", "journal")
 
 
@@ -234,6 +246,29 @@ def _columns(kind: str, full: bool) -> list[Column]:
     }[kind]
 
 
+def csv_cell(value: Any) -> Any:
+    """A cell as a spreadsheet may open it safely: text that a spreadsheet would run as a
+    formula gets a leading ``'``; numbers and plain decimal strings stay as they are."""
+    if (
+        isinstance(value, str)
+        and value.startswith(CSV_FORMULA_STARTS)
+        and not _PLAIN_NUMBER_RE.match(value)
+    ):
+        return "'" + value
+    return value
+
+
+class CsvWriter:
+    """``csv.writer`` whose every cell goes through ``csv_cell``: every CSV of the ledger
+    (the exports over HTTP and the command line) is written with it."""
+
+    def __init__(self, buffer: io.StringIO) -> None:
+        self._writer = csv.writer(buffer, lineterminator="\r\n")
+
+    def writerow(self, row: list[Any]) -> None:
+        self._writer.writerow([csv_cell(value) for value in row])
+
+
 def iter_csv(
     conn: Connection,
     slug: str,
@@ -249,7 +284,7 @@ def iter_csv(
     fund = fund_row(conn, slug)
     columns = _columns(kind, full)
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer = CsvWriter(buffer)
     buffer.write(BOM)
     writer.writerow([name for name, _ in columns])
     for i, row in enumerate(_rows(conn, kind, fund, date_from, date_to)):

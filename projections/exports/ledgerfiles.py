@@ -24,6 +24,10 @@ The public export shows a donor as the public sees them (the public name chosen 
 recording). ``donor_details`` (auditors: the donation id → decrypted name and contact, or
 None) adds the donor's name as payee, their contact, the donor id, the bank reference, the
 note and who recorded each entry.
+
+Longer than 500 lines because both formats are one walk over the journal (transactions,
+links, month-end assertions, opening balances) with two small renderers; split, the walk
+would be written twice or hidden behind a renderer interface for two implementations.
 """
 
 from __future__ import annotations

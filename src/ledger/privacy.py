@@ -24,13 +24,16 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.keywrap import InvalidUnwrap, aes_key_unwrap, aes_key_wrap
 
-from ledger.domain.errors import LedgerError
-
 KEK_FILE = "kek.key"
 SEALED_PREFIX = "v1."
 
 
-class KeyFileError(LedgerError):
+class KeyFileError(Exception):
+    """The key-encryption key is missing, unreadable or not the one that wrapped a donor's
+    key. A fault of the server's set-up, never of a request: deliberately not a
+    ``LedgerError``, so that no handler of ledger errors turns it into an answer ("no donor
+    details") or a client's mistake (4xx). The HTTP API answers 500 and logs it."""
+
     slug = "key-file"
     title = "Key file missing or unreadable"
 

@@ -13,6 +13,7 @@ durable commit. Erasing a donor deletes its row: the key is then gone for good.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -141,6 +142,21 @@ class DonorKeyRecorder:
         raise NotImplementedError
 
 
+DATABASE_FILE_MODE = 0o600
+
+
+def ensure_private_database_file(path: str) -> None:
+    """Create an SQLite database file readable by its owner only (SQLite would create it
+    with the umask's mode, 0644 as a rule). SQLite gives its ``-wal`` and ``-shm`` files the
+    database file's mode. An existing file is left as it is; ``:memory:`` and ``file:``
+    URIs are not files of ours."""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    # A missing folder is left for SQLite to report when it connects.
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, DATABASE_FILE_MODE))
+
+
 class LedgerSQLitePool(SQLiteConnectionPool):
     """The library's pool, with ``synchronous=FULL`` set on every connection it opens (the
     library leaves it at the build's default; a commit must be on disk when it returns),
@@ -148,6 +164,8 @@ class LedgerSQLitePool(SQLiteConnectionPool):
     key, is overwritten in the file, not left on a free page."""
 
     def _create_connection(self) -> SQLiteConnection:
+        if not self.is_sqlite_memory_mode:
+            ensure_private_database_file(self.db_name)
         connection = super()._create_connection()
         if not self.is_sqlite_memory_mode:
             # The connection is in autocommit mode: the pragmas run outside a transaction.

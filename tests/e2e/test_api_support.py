@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_api
+from api.middleware import RateLimits
 from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.settings import Settings
@@ -38,6 +39,15 @@ FUND_BODY: dict[str, Any] = {
     "approvals_required": 2,
     "purposes": [{"code": "elderly-care", "name": "养老"}, {"code": "education", "name": "教育"}],
 }
+
+
+# Tests send requests as fast as they can from one address: the rate limits are tested on
+# their own (test_api_edge.py), elsewhere they are out of the way.
+UNLIMITED = RateLimits(
+    per_address="1000000/second",
+    per_token="1000000/second",
+    bad_tokens_per_address="1000000/second",
+)
 
 
 def donation_body(amount: str = "100.00", **overrides: Any) -> dict[str, Any]:
@@ -150,6 +160,7 @@ def serve(
     *,
     cache_ttl_s: float = 0.0,
     ledger_class: type[LedgerApp] = LedgerApp,
+    rate_limits: RateLimits = UNLIMITED,
 ) -> Iterator[World]:
     """The API on ``url``: projections running, tokens for every role; the ledger a
     ``ledger_class`` (a fake such as ``LedgerThatFails``)."""
@@ -158,7 +169,7 @@ def serve(
     services = Services.open(settings, app=ledger)
     services.tokens.cache_ttl_s = cache_ttl_s
     try:
-        api = create_api(settings, services=services)
+        api = create_api(settings, services=services, rate_limits=rate_limits)
         with TestClient(api, raise_server_exceptions=False) as client:
             world = World(api=api, client=client, services=services)
             world.token(ADMIN, "admin")

@@ -20,6 +20,7 @@ from api import errors as e
 from api.cli import app as cli_app
 from api.cli.group import LedgerGroup, command_group
 from ledger.domain import errors as d
+from ledger.privacy import KeyFileError
 from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
 
 # class -> (HTTP status, problem type, exit code)
@@ -44,6 +45,11 @@ EXPECTED: dict[type[Exception], tuple[int, str, int]] = {
     e.InvalidCursor: (422, "invalid-cursor", 1),
     e.InternalError: (500, "internal-error", 1),
     e.Unavailable: (503, "unavailable", 1),
+    e.Busy: (503, "busy", 1),
+    e.TooManyExports: (503, "too-many-exports", 1),
+    e.ExportTooLarge: (422, "export-too-large", 1),
+    e.RateLimited: (429, "rate-limited", 1),
+    KeyFileError: (500, "key-file", 1),
     UnknownProjection: (404, "unknown-projection", 2),
     ProjectionError: (500, "projection-failed", 1),
     RebuildFailed: (500, "rebuild-failed", 1),

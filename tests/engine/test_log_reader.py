@@ -5,9 +5,11 @@ rebuild, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 from uuid import UUID
 
+import pytest
 from read_models_support import (  # type: ignore[import-not-found]
     db_url,
     engine,
@@ -19,6 +21,7 @@ from projections.db import make_engine
 from projections.donations import DonationsProjection
 from projections.engine.decoder import FastDecoder
 from projections.engine.loader import Loader
+from projections.engine.log import converted_id
 from projections.engine.projector import Projector
 from projections.registry import PROJECTIONS
 from projections.tables import LIVE, make_tables
@@ -101,3 +104,27 @@ def test_a_projector_reads_only_the_topics_it_follows_when_asked(
         e for e in followed if e[0] <= stop
     ]
     assert projector.read_decoded(0, 3, followed_only=True) == followed[:3]
+
+
+@pytest.mark.parametrize(
+    "stored", ["f9e91de773945da0b783876c328b24c2", "F9E91DE773945DA0B783876C328B24C2"]
+)
+def test_a_stored_id_is_converted_as_the_recorder_converts_it(stored: str) -> None:
+    class Recorder:
+        datastore = SimpleNamespace(originator_id_type="uuid")
+
+        def convert_originator_id(self, originator_id: str) -> UUID:
+            return UUID(originator_id)
+
+    recorder: Any = Recorder()
+    oid, text = converted_id(recorder, stored)
+    assert oid == UUID(stored)
+    assert type(oid) is UUID
+    assert (oid.int, oid.is_safe, hash(oid)) == (
+        UUID(stored).int,
+        UUID(stored).is_safe,
+        hash(UUID(stored)),
+    )
+    assert text == str(UUID(stored))
+    with pytest.raises(ValueError, match="hexadecimal"):
+        converted_id(recorder, "not-hex-at-all-but-32-characters")

@@ -426,6 +426,7 @@ def test_a_refund_one_fen_over_the_available_money_is_refused(
         "purpose": "",
         "available_minor": 10_000,
         "amount_minor": 10_001,
+        "currency": "CNY",
     }
     assert fund.available_minor() == 10_000
     assert event_names(fund) == []

@@ -37,12 +37,16 @@ STATUSES = (RECEIVED, PARTIALLY_REFUNDED, REFUNDED, REVERSED)
 
 def mask_name(name: str) -> str:
     """The default public form of a donor's name: 张三 → 张*, 王小明 → 王*明,
-    John Smith → J*** S****."""
+    John Smith → J*** S****; a name of one character keeps it and gains a star (刘 → 刘*):
+    the public sees at most the first character, as for every name, and a masked name
+    always shows that it is masked."""
     name = " ".join(name.split())
     if " " in name:
         return " ".join(w[0] + "*" * (len(w) - 1) for w in name.split(" "))
-    if len(name) <= 1:
+    if not name:
         return "*"
+    if len(name) == 1:
+        return name + "*"
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
@@ -227,6 +231,7 @@ class Donation(Aggregate):
                 f"{format_amount(self.remaining_minor, currency=self.currency)} not yet refunded",
                 remaining_minor=self.remaining_minor,
                 amount_minor=amount_minor,
+                currency=self.currency,
             )
         if refunded_on.isoformat() < self.received_on:
             raise InvalidField("a refund cannot predate its donation", field="refunded_on")

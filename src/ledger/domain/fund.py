@@ -235,6 +235,7 @@ class Fund(Aggregate):
                 purpose=purpose,
                 available_minor=available,
                 amount_minor=amount_minor,
+                currency=self.currency,
             )
 
     # -- structure ---------------------------------------------------------------------------

@@ -352,6 +352,7 @@ class Grant(Aggregate):
                 f"{format_amount(remaining, currency=self.currency)} committed and not yet paid",
                 remaining_minor=remaining,
                 amount_minor=amount_minor,
+                currency=self.currency,
                 id=str(self.id),
             )
         tranche_no = len(self.tranches) + 1

@@ -31,8 +31,9 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "IQD": 3, "LYD": 3, "TND": 3,
 }  # fmt: skip
 
-# The largest amount one entry may carry: 10^15 minor units (10 trillion yuan) keeps every
-# sum of a fund's history far inside a signed 64-bit column.
+# The largest amount one entry may carry: 10^15 minor units (10 trillion yuan). A signed
+# 64-bit column holds about 9.2 * 10^18, so some 9,200 such entries could overflow a running
+# sum: the bound of one entry does not bound a fund's figures by itself.
 AMOUNT_MINOR_MAX = 10**15
 
 _DECIMAL_RE = re.compile(r"^(?P<sign>-)?(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]{1,18}))?$")
