@@ -18,7 +18,7 @@ import anyio
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api import donations, expenses, funds, grants, health, ledgerfiles, reports
+from api import donations, expenses, funds, giving360, grants, health, ledgerfiles, reports
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -43,6 +43,7 @@ ROUTERS = (
     expenses.router,
     reports.router,
     ledgerfiles.router,
+    giving360.router,
 )
 
 

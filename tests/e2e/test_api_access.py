@@ -54,6 +54,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     # The books for Beancount and hledger: exports like the CSVs (auditors: donor details).
     ("GET", "/api/funds/{slug}/exports/ledger.beancount"): PUBLIC,
     ("GET", "/api/funds/{slug}/exports/ledger.journal"): PUBLIC,
+    ("GET", "/api/funds/{slug}/360giving.json"): PUBLIC,  # awarded grants, no donor data
     ("GET", "/api/health"): PUBLIC,
 }
 
