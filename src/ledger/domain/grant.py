@@ -467,7 +467,7 @@ class Grant(Aggregate):
                 status=self.status,
                 id=str(self.id),
             )
-        check_text("note", note, max_len=TEXT_LEN_MAX)
+        note = check_text("note", note, max_len=TEXT_LEN_MAX)  # as the text policy keeps it
         evidence = check_evidence(evidence_sha256)
         if reported_on.isoformat() < self.proposed_on:
             raise InvalidDate(
