@@ -9,26 +9,45 @@ it can answer.
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 import anyio
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.staticfiles import StaticFiles
 
-from api import donations, expenses, funds, giving360, grants, health, ledgerfiles, reports
+from api import (
+    audit,
+    donations,
+    expenses,
+    funds,
+    giving360,
+    grants,
+    health,
+    ledgerfiles,
+    reports,
+)
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
 from api.limits import BODY_BYTES_MAX
 from api.middleware import BodyLimit, RateLimit, RateLimiter, RateLimits, SecurityHeaders
+from api.positions import Positions
 from api.writes import Services
 from ledger.application import LedgerApp
 from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings, get_settings
 
+log = logging.getLogger(__name__)
+
+OPEN_ATTEMPTS_MAX = 5
 TITLE = "Community fund ledger"
 VERSION = "0.1.0"
 DESCRIPTION = (
@@ -44,6 +63,7 @@ ROUTERS = (
     reports.router,
     ledgerfiles.router,
     giving360.router,
+    audit.router,
 )
 
 
@@ -68,7 +88,7 @@ def create_api(
             yield
             return
         opened = await anyio.to_thread.run_sync(
-            lambda: Services.open(settings, app=app, clock=clock, run_projections=in_process)
+            lambda: _open_services(settings, app=app, clock=clock, run_projections=in_process)
         )
         api.state.services = opened
         try:
@@ -91,14 +111,16 @@ def create_api(
     install_handlers(api)
     limiter = RateLimiter(rate_limits)
     api.state.rate_limiter = limiter
-    # The last added runs first: headers on every answer, then the rate limits, then the
-    # body's size.
+    # The last added runs first: headers on every answer, then the rate limits, then
+    # ``Ledger-Min-Position``'s wait, then the body's size.
     api.add_middleware(BodyLimit, max_bytes=BODY_BYTES_MAX)
+    api.add_middleware(Positions)  # (a request refused by the rate limits never waits)
     api.add_middleware(RateLimit, limiter=limiter)
     api.add_middleware(SecurityHeaders)
     for router in ROUTERS:
         api.include_router(router)
     api.include_router(health.router)
+    api.mount(audit.STATIC_PATH, StaticFiles(directory=audit.STATIC_DIR), name="audit-static")
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
@@ -107,6 +129,28 @@ def create_api(
 
     api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def _open_services(
+    settings: Settings,
+    *,
+    app: LedgerApp | None,
+    clock: Callable[[], datetime] | None,
+    run_projections: bool,
+) -> Services:
+    """``Services.open``, tried again a few times after a database error: workers (and hosts)
+    that start together run the store's idempotent DDL at the same moment, and PostgreSQL
+    may refuse one of two concurrent ``CREATE OR REPLACE FUNCTION`` ("tuple concurrently
+    updated")."""
+    for attempt in range(OPEN_ATTEMPTS_MAX):
+        try:
+            return Services.open(settings, app=app, clock=clock, run_projections=run_projections)
+        except PersistenceError as e:
+            if attempt + 1 == OPEN_ATTEMPTS_MAX:
+                raise
+            log.warning("opening the ledger failed (attempt %d), trying again: %r", attempt + 1, e)
+            time.sleep(random.uniform(0.1, 0.5) * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def create_api_from_env() -> FastAPI:

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute
 
 from api.errors import FundNotAllowed, RoleNotAllowed, Unauthorized
 from api.middleware import RateLimiter, client_address
-from api.tokens import ROLES, TokenInfo
+from api.tokens import COMMITTEE, FUND_BOUND_ROLES, ROLES, TokenInfo
 from api.writes import Services
 
 _bearer = HTTPBearer(
@@ -39,17 +39,26 @@ class Caller:
     funds: tuple[str, ...]
 
     def may_act_for(self, slug: str) -> bool:
-        """Whether the token may act for the fund (a token without funds: for every fund)."""
-        return not self.funds or slug in self.funds
+        """Whether the token may act for the fund. A token without funds acts for every
+        fund only if it is an admin's (or an auditor's, who only reads); a treasurer or
+        committee token that names no fund (made before tokens were bound) acts for none."""
+        if not self.funds:
+            return self.role not in FUND_BOUND_ROLES
+        return slug in self.funds
 
     def check_fund(self, slug: str) -> None:
-        """Writes of a token limited to some funds go to those funds only."""
+        """Writes of a token go to the funds it may act for only."""
         if not self.may_act_for(slug):
             raise FundNotAllowed(
                 f"the token {self.name!r} may not write to the fund {slug}",
                 fund=slug,
                 allowed=list(self.funds),
             )
+
+    @property
+    def as_member(self) -> bool:
+        """The caller acts as a member of a fund's committee (checked by the ledger)."""
+        return self.role == COMMITTEE
 
 
 class Access:

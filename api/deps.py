@@ -2,7 +2,7 @@
 
 Each route takes exactly one caller alias (its access policy, see ``api.auth``):
 ``PublicCaller`` (no token needed), ``ReaderCaller`` (no token needed; auditors, treasurers
-and admins see more), ``AdminCaller``, ``TreasurerCaller``, ``CommitteeCaller``,
+and admins see more), ``AdminCaller``, ``AuditorCaller``, ``TreasurerCaller``, ``CommitteeCaller``,
 ``ProposerCaller`` (treasurer or committee), ``CloserCaller`` (committee or treasurer),
 ``ReporterCaller`` (treasurer or committee: progress notes).
 """
@@ -30,6 +30,7 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 PUBLIC = Access(public=True)
 READER = Access(public=True, elevated=(AUDITOR, TREASURER, ADMIN))
 ADMINS = Access(ADMIN)
+AUDITORS = Access(AUDITOR)
 TREASURERS = Access(TREASURER)
 COMMITTEES = Access(COMMITTEE)
 PROPOSERS = Access(TREASURER, COMMITTEE)
@@ -39,6 +40,7 @@ REPORTERS = Access(TREASURER, COMMITTEE)
 PublicCaller = Annotated[Caller | None, Depends(PUBLIC)]
 ReaderCaller = Annotated[Caller | None, Depends(READER)]
 AdminCaller = Annotated[Caller, Depends(ADMINS)]
+AuditorCaller = Annotated[Caller, Depends(AUDITORS)]
 TreasurerCaller = Annotated[Caller, Depends(TREASURERS)]
 CommitteeCaller = Annotated[Caller, Depends(COMMITTEES)]
 ProposerCaller = Annotated[Caller, Depends(PROPOSERS)]

@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Response
+from pydantic import BaseModel
 
 from api.auth import Caller
 from api.deps import (
     DEFAULT_LIMIT,
     READER,
+    AdminCaller,
     Cursor,
     IdempotencyKey,
     Limit,
@@ -214,3 +216,28 @@ def reverse_donation(
         row = donation_row(conn, str(donation.id))
     reversed_on = row["reversed_on"] or body.reversed_on or services.today()
     return donation_reversed(donation, reversed_on=reversed_on, reason=body.reason)
+
+
+class ErasureOut(BaseModel):
+    id: str
+    receipt_no: str
+    donor_erased: bool
+
+
+@router.post(
+    "/api/donations/{donation_id}/erasure",
+    response_model=ErasureOut,
+    summary="Erase a donor's name and contact for good (crypto-shredding; admin)",
+    description="Deletes the donor's data key and records DonorErased. The event log and its "
+    "signed roots stay intact; the name can no longer be decrypted anywhere.",
+    responses=problem_responses(401, 403, 404, 413, 422),
+)
+def erase_donor(
+    caller: AdminCaller, donation_id: DonationIdPath, services: ServicesDep
+) -> ErasureOut:
+    donation = services.write(
+        lambda: services.ledger.erase_donor(donation_id=donation_id, actor=caller.name)
+    )
+    return ErasureOut(
+        id=str(donation.id), receipt_no=donation.receipt_no, donor_erased=donation.donor_erased
+    )

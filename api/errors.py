@@ -32,8 +32,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ledger.audit.checkpoint import CheckpointError
+from ledger.audit.merkle import ProofError
+from ledger.audit.note import NoteError
+from ledger.audit.verify import VerificationError
+from ledger.audit.witness import WitnessError
 from ledger.domain.errors import (
     Conflict,
+    FigureLimitReached,
     Forbidden,
     InvalidInput,
     LedgerError,
@@ -148,6 +154,21 @@ class Unavailable(ApiProblem):
     title = "The ledger is not available"
 
 
+class NoCheckpoint(ApiProblem):
+    slug = "no-checkpoint"
+    title = "No signed checkpoint of that size"
+
+
+class TreeSizeOutOfRange(ApiProblem):
+    slug = "tree-size-out-of-range"
+    title = "The log has no tree of that size, or no leaf at that index"
+
+
+class ReceiptNotFound(ApiProblem):
+    slug = "receipt-not-found"
+    title = "No gift with that receipt number"
+
+
 class Busy(ApiProblem):
     slug = "busy"
     title = "The server is busy; retry after the time Retry-After gives"
@@ -189,6 +210,7 @@ class ErrorKind:
 
 EXIT_FAILED = 1  # the ledger refused the command, or something else failed
 EXIT_USAGE = 2  # the command line itself was wrong
+EXIT_NOT_VERIFIED = 3  # an export, a checkpoint, a proof or a receipt does not verify
 
 # Exception class -> how the API and the CLI answer it; the most specific class of an
 # exception's MRO wins. Ledger errors and the edge's problems carry their own slug.
@@ -198,6 +220,7 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     NotFound: ErrorKind(404, EXIT_FAILED),
     Forbidden: ErrorKind(403, EXIT_FAILED),
     RuleViolated: ErrorKind(409, EXIT_FAILED),
+    FigureLimitReached: ErrorKind(409, EXIT_FAILED),
     Conflict: ErrorKind(409, EXIT_FAILED),
     LedgerError: ErrorKind(400, EXIT_FAILED),
     # the HTTP edge's own
@@ -213,8 +236,17 @@ ERRORS: dict[type[Exception], ErrorKind] = {
     BodyTooLarge: ErrorKind(413, EXIT_FAILED),
     ValidationFailed: ErrorKind(422, EXIT_FAILED),
     InvalidCursor: ErrorKind(422, EXIT_FAILED),
+    NoCheckpoint: ErrorKind(404, EXIT_FAILED),
+    TreeSizeOutOfRange: ErrorKind(422, EXIT_FAILED),
+    ReceiptNotFound: ErrorKind(404, EXIT_FAILED),
     InternalError: ErrorKind(500, EXIT_FAILED),
     Unavailable: ErrorKind(503, EXIT_FAILED),
+    # the verifiable log (``ledger audit``): what does not verify
+    VerificationError: ErrorKind(422, EXIT_NOT_VERIFIED, "not-verified", "It does not verify"),
+    CheckpointError: ErrorKind(422, EXIT_NOT_VERIFIED, "checkpoint-invalid", "Bad checkpoint"),
+    NoteError: ErrorKind(422, EXIT_NOT_VERIFIED, "note-invalid", "Bad signed note or key"),
+    ProofError: ErrorKind(422, EXIT_NOT_VERIFIED, "proof-invalid", "A proof does not hold"),
+    WitnessError: ErrorKind(409, EXIT_NOT_VERIFIED, "witness-refused", "The witness refused"),
     Busy: ErrorKind(503, EXIT_FAILED),
     TooManyExports: ErrorKind(503, EXIT_FAILED),
     ExportTooLarge: ErrorKind(422, EXIT_FAILED),

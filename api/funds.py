@@ -56,8 +56,8 @@ def open_fund(
     response: Response,
 ) -> FundOut:
     caller.check_fund(body.slug)
-    request = fingerprint(**body.model_dump(mode="json"))
-    services.fund_keys.check(key, request)
+    # Keys of openings before the FundOpening records were kept in ``api_fund_keys``.
+    services.fund_keys.check(key, fingerprint(**body.model_dump(mode="json")))
     recorded = services.write(
         lambda: services.ledger.open_fund(
             slug=body.slug,
@@ -69,9 +69,9 @@ def open_fund(
             approvals_required=body.approvals_required,
             purposes=[p.model_dump() for p in body.purposes],
             actor=caller.name,
+            key=key,
         )
     )
-    services.fund_keys.remember(key, request, body.slug)
     if not recorded.created:
         response.status_code = 200
     return fund_out_from_aggregate(services.ledger.get_fund(body.slug))

@@ -108,6 +108,7 @@ def propose_grant(
             grantee_id=body.grantee.id,
             amount_minor=minor,
             actor=caller.name,
+            as_member=caller.as_member,
         )
     )
     if not recorded.created:
@@ -218,7 +219,7 @@ def close_grant(
     _grant_fund(services, caller, grant_id)
     services.write(
         lambda: services.ledger.close_grant(
-            grant_id=grant_id, reason=body.reason, actor=caller.name
+            grant_id=grant_id, reason=body.reason, actor=caller.name, as_member=caller.as_member
         )
     )
     return _current(services, grant_id)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 
 from api.deps import PublicCaller, ServicesDep
 from api.errors import Unavailable, problem_responses
 from api.schemas import HealthOut, ProjectionHealthOut
+from api.writes import json_response
 
 router = APIRouter(tags=["health"])
 
@@ -14,10 +16,12 @@ router = APIRouter(tags=["health"])
 @router.get(
     "/api/health",
     response_model=HealthOut,
-    summary="Store reachable, projection lag",
+    summary="Store reachable, projection lag, reads' pool",
+    description="503 with `status: degraded` and `reads: exhausted` when the public reads' "
+    "pool cannot hand out a connection; 503 `unavailable` when the store is not reachable.",
     responses=problem_responses(401, 503),
 )
-def health(_: PublicCaller, services: ServicesDep) -> HealthOut:
+def health(_: PublicCaller, services: ServicesDep) -> Response:
     try:
         head = services.ledger.recorder.max_notification_id() or 0
         positions = services.runner.positions()
@@ -35,11 +39,15 @@ def health(_: PublicCaller, services: ServicesDep) -> HealthOut:
         for name, position in sorted(positions.items())
     ]
     lag = max((p.lag for p in projections), default=head)
-    degraded = bool(failures) or not services.runner.running or not projections
-    return HealthOut(
+    reads_ok = services.reads_available()
+    degraded = bool(failures) or not services.runner.running or not projections or not reads_ok
+    out = HealthOut(
         status="degraded" if degraded else "ok",
         store="reachable",
+        reads="ok" if reads_ok else "exhausted",
+        exports_in_flight=services.exports.in_flight,
         head=head,
         lag=lag,
         projections=projections,
     )
+    return json_response(out, status_code=200 if reads_ok else 503)

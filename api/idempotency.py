@@ -2,24 +2,23 @@
 
 Donations, refunds, grants, disbursements and expenses take their id from the key
 (``uuid5(fund:kind:key)``): the application answers a retry itself. A fund's id comes from
-its slug, so the key of an opening is remembered in ``api_fund_keys`` with the request's
-fingerprint: the same key with other content is refused like everywhere else.
+its slug, so the key of an opening has a record of its own in the event store
+(``ledger.domain.opening.FundOpening``), saved in the same write as the fund: the check and
+the write are one step. ``api_fund_keys`` holds the keys of openings made before those
+records; it is only read, so that such a key still refuses other content.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Header
-from sqlalchemy import Engine, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine, select
 
 from api.errors import IdempotencyKeyInvalid, IdempotencyKeyMissing
 from api.limits import IDEMPOTENCY_KEY_LEN_MAX
 from api.tables import api_fund_keys
 from ledger.domain.errors import IdempotencyKeyReused
-from projections.engine.transactions import write_engine
 
 HEADER = "Idempotency-Key"
 
@@ -62,17 +61,3 @@ class FundKeys:
             raise IdempotencyKeyReused(
                 "this idempotency key opened a different fund", fund=row.slug
             )
-
-    def remember(self, key: str, request_sha256: str, slug: str) -> None:
-        try:
-            with write_engine(self.engine).begin() as conn:
-                conn.execute(
-                    insert(api_fund_keys).values(
-                        idempotency_key=key,
-                        request_sha256=request_sha256,
-                        slug=slug,
-                        recorded_at=datetime.now(UTC),
-                    )
-                )
-        except IntegrityError:
-            self.check(key, request_sha256)  # a concurrent twin: same content is fine

@@ -28,6 +28,7 @@ from ledger.domain.common import (
     APPROVALS_REQUIRED_MAX,
     CODE_RE,
     COMMITTEE_SIZE_MAX,
+    ISO_DATE_RE,
     NAME_LEN_MAX,
     PERIOD_RE,
     PURPOSES_MAX,
@@ -56,12 +57,16 @@ PERIOD_PATTERN = PERIOD_RE.pattern
 
 
 def _iso_date_text(value: Any) -> Any:
-    """Dates come as ISO text only (not numbers, which pydantic would read as timestamps)."""
+    """Dates come as ISO text only, ``YYYY-MM-DD`` exactly: not numbers or digit strings,
+    which pydantic would read as Unix timestamps (``"1764720000"``), nor other ISO forms."""
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or len(value) != 10:
+    if not isinstance(value, str) or not ISO_DATE_RE.fullmatch(value):
         raise ValueError("must be an ISO date, YYYY-MM-DD")
-    return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ValueError("must be a calendar date, YYYY-MM-DD") from None
 
 
 Amount = Annotated[
@@ -73,7 +78,11 @@ Amount = Annotated[
         examples=["100.00"],
     ),
 ]
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date_text),
+    Field(json_schema_extra={"format": "date", "pattern": ISO_DATE_RE.pattern}),
+]
 
 
 def _query_date_within(value: date) -> date:
@@ -581,6 +590,10 @@ class ProjectionHealthOut(BaseModel):
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     store: Literal["reachable"]
+    reads: Literal["ok", "exhausted"] = Field(
+        description="Whether the public reads' pool hands out a connection (exhausted: 503)"
+    )
+    exports_in_flight: int = Field(description="Exports being built or sent")
     head: int
     lag: int = Field(description="Events the slowest projection is behind")
     projections: list[ProjectionHealthOut]

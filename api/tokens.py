@@ -2,7 +2,10 @@
 
 A token is 32 random bytes, URL-safe base64 (43 characters). The database keeps its SHA-256
 (``api_tokens``, in the ledger's own database), its name — which becomes the ``actor`` of
-every command made with it — its role and, optionally, the funds it may write to. A lookup
+every command made with it — its role and the funds it may write to (required for
+treasurer and committee tokens: only an admin token may be unscoped). A committee token
+acts, in each of its funds, as the member of that fund's committee whose name it has
+(compared by ``identity_key``). A lookup
 hashes the presented token, finds the row by hash and compares the two hashes in constant
 time. Revoked tokens stay listed (who had access, and until when).
 
@@ -36,6 +39,9 @@ TREASURER = "treasurer"
 COMMITTEE = "committee"
 AUDITOR = "auditor"
 ROLES = (ADMIN, TREASURER, COMMITTEE, AUDITOR)
+# Roles that act for particular funds: their tokens name them (an empty list would mean
+# every fund, which only an admin token may have; auditors only read).
+FUND_BOUND_ROLES = frozenset({TREASURER, COMMITTEE})
 TOKEN_CACHE_MAX = 1_000
 
 
@@ -98,10 +104,16 @@ class TokenStore:
 
     def create(self, *, name: str, role: str, funds: Sequence[str] = ()) -> tuple[TokenInfo, str]:
         """A new token; returns its record and the secret (the only time it exists)."""
-        name = check_text("name", name, max_len=TOKEN_NAME_LEN_MAX).strip()
+        name = check_text("name", name, max_len=TOKEN_NAME_LEN_MAX)
         if role not in ROLES:
             raise InvalidField(f"role must be one of {', '.join(ROLES)}", field="role")
         funds = list(dict.fromkeys(check_slug("fund", f) for f in funds))
+        if role in FUND_BOUND_ROLES and not funds:
+            raise InvalidField(
+                f"a {role} token acts for named funds: give them (--fund SLUG); "
+                "only an admin token may be unscoped",
+                field="fund",
+            )
         if len(funds) > TOKEN_FUNDS_MAX:
             raise InvalidField(f"at most {TOKEN_FUNDS_MAX} funds per token", field="fund")
         secret = new_secret()

@@ -8,8 +8,12 @@ connection and then answers 503 ``busy``. Reads, however many, never take a conn
 write or an authentication needs. Exports (``api.exports``) have a budget of their own too.
 
 ``Services.open(settings)`` makes them (the FastAPI lifespan does, or a test passes its own).
-After a write, ``wait_until_projected()`` waits — bounded — until the read models hold it,
-so that the client reads its own writes.
+A write's answer carries its log position (``Ledger-Position``, ``api.positions``). With
+``settings.writes_wait_for_read_models`` (one worker, the default) a write also waits —
+bounded — until the read models hold it (``wait_until_projected()``), so that the client
+reads its own writes without asking; otherwise it answers once durable, and a read that
+sends ``Ledger-Min-Position`` waits instead. Several workers then never wait for each
+other's projections: the serialization of every write behind one projector is gone.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from api.limits import (
     READ_YOUR_WRITES_TIMEOUT_S,
     WORKER_THREADS,
 )
+from api.positions import noted
 from api.tokens import TokenStore
 from ledger.application import LedgerApp
 from ledger.domain.errors import DonationNotFound, FundNotFound
@@ -101,6 +106,7 @@ class Services:
         self.tokens = tokens
         self.fund_keys = FundKeys(engine)
         self.write_timeout_s = READ_YOUR_WRITES_TIMEOUT_S
+        self.writes_wait = settings.writes_wait_for_read_models
         self._owns_ledger, self._owns_engine, self._owns_runner = owned
         self._executor = ThreadPoolExecutor(WORKER_THREADS, thread_name_prefix="ledger-api")
         self._currencies: dict[str, str] = {}
@@ -128,9 +134,10 @@ class Services:
             ledger.batcher.start_writer()
             if run_projections:
                 runner.start()
-                # The thread that made a batch durable projects it before its commands
-                # return: they then find their writes in the read models at once.
-                ledger.after_write.append(runner.project_up_to)
+                if settings.writes_wait_for_read_models:
+                    # The thread that made a batch durable projects it before its commands
+                    # return: they then find their writes in the read models at once.
+                    ledger.after_write.append(runner.project_up_to)
         except BaseException:
             if engine is not None:
                 engine.dispose()
@@ -227,14 +234,17 @@ class Services:
     # -- writing -----------------------------------------------------------------------------
 
     def write(self, command: Callable[[], Any]) -> Any:
-        """Run a ledger command, then wait until the read models hold what it wrote."""
+        """Run a ledger command; its answer gives its position; wait until the read models
+        hold what it wrote if writes wait."""
         before = self.ledger.last_position
         result = command()
         position = self.ledger.last_position
         if position is None or position == before:
             # It wrote nothing new (a retry): its original write may be very recent.
             position = self.ledger.recorder.max_notification_id()
-        self.wait_until_projected(position)
+        noted(position)
+        if self.writes_wait:
+            self.wait_until_projected(position)
         return result
 
     async def write_async(self, command: Callable[[], T]) -> T:
@@ -244,11 +254,14 @@ class Services:
         conflict runs the command again (the ledger's one retry loop,
         ``run_command_async``)."""
         ledger = self.ledger
-        if not ledger.batcher.has_writer:
+        if not ledger.batcher.has_writer:  # (``write`` notes the position)
             return await self.run(lambda: self.write(command))
         result, position = await ledger.run_command_async(command)
         if position is None:
             position = ledger.recorder.max_notification_id()
+        noted(position)
+        if not self.writes_wait:
+            return result
         if position and not self.runner.wait_for(position, timeout_s=0):
             await self.run(functools.partial(self.wait_until_projected, position))
         return result

@@ -32,9 +32,10 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "src")]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
 from ledger.audit.checkpoint import Checkpoint, sign_checkpoint  # noqa: E402
 from ledger.audit.export import write_export  # noqa: E402
@@ -142,6 +143,13 @@ def main() -> None:
     parser.add_argument("--proofs", type=int, default=PROOFS_DEFAULT)
     parser.add_argument("--time-max-s", type=float, default=TIME_MAX_S_DEFAULT)
     parser.add_argument("--seed", type=int, default=12)
+    parser.add_argument(
+        "--record-donations", type=int, default=1000,
+        help="donations per round of the recording cost (0: skip it)",
+    )  # fmt: skip
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--prefill", type=int, default=10_000, help="the fund's events first")
     args = parser.parse_args()
     if not 1 <= args.events <= EVENTS_MAX:
         parser.error(f"--events must be 1..{EVENTS_MAX}")
@@ -210,6 +218,91 @@ def main() -> None:
     received = sum(f.total["received"] for f in report.funds.values())
     print(f"funds: {len(report.funds)}, received {received:,} fen in total")
     deadline.check("verify")
+    if args.record_donations:
+        recording_cost(args.record_donations, args.threads, args.rounds, args.prefill)
+
+
+def _record_module() -> Any:
+    """``benchmarks/record.py``, whose commands and workload this reuses."""
+    import importlib.util
+
+    module = sys.modules.get("benchmarks_record")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(
+            "benchmarks_record", ROOT / "benchmarks" / "record.py"
+        )
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["benchmarks_record"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def _recording_ledger(folder: Path, with_audit: bool, prefill_events: int) -> tuple[Any, ...]:
+    """A ledger on its own SQLite file, its read models running in this process as the API
+    runs them (each write projected before its command returns), with or without the audit
+    projection."""
+    bench = _record_module()
+    CLOCK, FUND, prefill = bench.CLOCK, bench.FUND, bench.prefill  # noqa: N806
+    from ledger.application import LedgerApp
+    from ledger.settings import Settings
+    from projections.audit import ensure_signing_key
+    from projections.db import make_engine
+    from projections.registry import PROJECTIONS, ensure_schema
+    from projections.runner import ProjectionRunner
+
+    settings = Settings(database_url=f"sqlite:///{folder}/ledger.db", key_dir=folder / "keys")
+    ensure_signing_key(folder / "keys", settings.audit_origin)
+    app = LedgerApp(settings, clock=lambda: CLOCK)
+    app.open_fund(
+        slug=FUND, name="Benchmark fund", currency="CNY", host="Host", committee=["a", "b"],
+        approvals_required=2, actor="admin",
+    )  # fmt: skip
+    prefill(app, prefill_events)
+    classes = [c for c in PROJECTIONS if with_audit or c.name != "audit"]
+    engine = make_engine(settings.database_url)
+    ensure_schema(engine, classes)
+    runner = ProjectionRunner(app, engine, projections=classes)
+    runner.catch_up()
+    runner.start()
+    app.after_write.append(runner.project_up_to)
+    return app, engine, runner
+
+
+def recording_cost(donations: int, threads: int, rounds: int, prefill_events: int) -> None:
+    """``benchmarks/record.py``'s concurrent rate with the read models kept up to date in
+    the process, with and without the audit projection, interleaved round by round."""
+    import statistics
+
+    record_concurrent = _record_module().record_concurrent
+
+    print()
+    print(f"recording: {donations:,} donations x {rounds} rounds, {threads} threads, read "
+          f"models in the process, a fund of {prefill_events:,} events")  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        ledgers = {}
+        for name, with_audit in (("without", False), ("with", True)):
+            folder = Path(tmp) / name
+            folder.mkdir()
+            ledgers[name] = _recording_ledger(folder, with_audit, prefill_events)
+        rates: dict[str, list[float]] = {"without": [], "with": []}
+        try:
+            for r in range(rounds):
+                for name in ("without", "with") if r % 2 == 0 else ("with", "without"):
+                    app = ledgers[name][0]
+                    rates[name].append(record_concurrent(app, donations, threads, f"r{r}"))
+                print(f"round {r + 1}: without audit {rates['without'][-1]:,.0f}/s  "
+                      f"with audit {rates['with'][-1]:,.0f}/s")  # fmt: skip
+        finally:
+            for app, engine, runner in ledgers.values():
+                runner.stop()
+                engine.dispose()
+                app.close()
+    without, with_ = (statistics.median(rates[n]) for n in ("without", "with"))
+    print(f"concurrent, read models without the audit projection: {without:,.0f}/s")
+    print(f"concurrent, read models with the audit projection:    {with_:,.0f}/s  "
+          f"= {1 - with_ / without:+.1%} slower (target: at most 10%)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Date, DateTime, Dialect, String
+from sqlalchemy import BigInteger, Column, Date, DateTime, Dialect, LargeBinary, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 NAMING_CONVENTION = {
@@ -103,3 +103,17 @@ def sqlite_instant(value: Any) -> Any:
 
 def money(name: str, **kwargs: Any) -> Column[int]:
     return Column(name, BigInteger, nullable=False, default=0, **kwargs)
+
+
+class Hash(TypeDecorator[bytes]):
+    """A hash's bytes (BLOB on SQLite, BYTEA on PostgreSQL), bound as plain ``bytes``: both
+    drivers take them so, and a rebuild's pages (pickled) hold no driver wrapper."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> bytes | None:
+        return None if value is None else bytes(value)

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, Table, insert, inspect, select, update
 
+from projections.audit import CHECKPOINT_METADATA, AuditProjection
 from projections.donations import DonationsProjection
 from projections.engine.transactions import write_engine
 from projections.errors import UnknownProjection
@@ -29,6 +30,7 @@ PROJECTIONS: tuple[type[Projection[Any]], ...] = (
     GrantsProjection,
     FlowsProjection,
     JournalProjection,
+    AuditProjection,
 )
 PROJECTION_NAMES = tuple(p.name for p in PROJECTIONS)
 
@@ -61,6 +63,7 @@ def ensure_schema(
     with write_engine(engine).begin() as conn:
         lock_schema(conn)
         STATE_METADATA.create_all(conn)
+        CHECKPOINT_METADATA.create_all(conn)  # signed checkpoints: kept, never rebuilt
         rows = {r.name: r for r in conn.execute(select(projection_state))}
         live = make_tables()
         existing = set(inspect(conn).get_table_names())

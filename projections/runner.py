@@ -4,13 +4,17 @@
   library's channel (the events table's name, ``ledger_events``) and still polls every
   ``safety_poll_s``, so a lost NOTIFY cannot stall it (``projections.engine.listener``).
   ``wait_for()`` pokes it at once.
-- On PostgreSQL one runner per schema works (a session advisory lock); the others stand by
-  and take over when it goes. On SQLite several runners are safe (the position is read
-  under the write lock) but pointless.
+- One runner per store works, the others stand by and try again every ``standby_poll_s``
+  (1 s): on PostgreSQL through a session advisory lock (a second host's ``ledger serve``
+  stands by), on SQLite through an exclusive ``flock`` of ``<database>.projector.lock``
+  (several workers of one host). Either lock goes with the process that held it (a
+  SIGKILL too), and a standby takes over within about a second; the tracking positions,
+  written in each batch's transaction, make the hand-over exactly-once.
 - A failing batch is rolled back, logged with the event's position, and retried with
-  exponential backoff. A projection that keeps failing on the same event
-  (``attempts_max``) is set aside — logged, shown by ``status()``, ``wait_for`` no longer
-  waits for it — while the others go on; a restart tries it again. A database that is
+  exponential backoff. A projection that keeps failing (``attempts_max`` times without
+  getting past the event it failed on, whether a handler raised or its rows could not be
+  written) is set aside — logged, shown by ``status()`` and ``/api/health``, ``wait_for``
+  no longer waits for it — while the others go on; a restart tries it again. A database that is
   busy or gone is retried without limit (backoff capped at ``backoff_s_max``).
 - Before it starts, a projection whose tables were made by another version of the code is
   rebuilt (``projections.rebuild``).
@@ -27,8 +31,10 @@ and one set of positions; the machinery it drives is in ``projections.engine``.)
 
 from __future__ import annotations
 
+import fcntl
 import heapq
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -40,9 +46,12 @@ from eventsourcing.application import Application
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from ledger.audit.note import Ed25519Signer
+from projections.audit import CHECKPOINT_EVERY, AuditProjection, sign_due, signing_key_or_none
 from projections.db import psycopg_conninfo, store_of
 from projections.engine.listener import Listener
 from projections.engine.projector import BATCH_EVENTS_MAX, Projector
+from projections.engine.transactions import write_engine
 from projections.errors import ProjectionError
 from projections.projection import Projection
 from projections.rebuild import rebuild
@@ -58,6 +67,8 @@ POLL_INTERVAL_S = 0.05  # SQLite: how often to look for new events
 # costs more than the few milliseconds a reader waits for its own write.
 COALESCE_S = 0.005
 SAFETY_POLL_S = 5.0  # PostgreSQL: look even without a NOTIFY
+STANDBY_POLL_S = 1.0  # a runner standing by tries to take the work this often
+REMOTE_POLL_S = 0.01  # ``wait_for`` on positions another process writes: how often to look
 LISTEN_SLICE_S = 0.25  # PostgreSQL: how long one wait for a NOTIFY blocks
 ATTEMPTS_MAX = 5  # per projection and event, before it is set aside
 BACKOFF_S_FIRST = 0.1
@@ -98,6 +109,7 @@ class ProjectionRunner:
         backoff_s_first: float = BACKOFF_S_FIRST,
         exclusive: bool = True,
         rebuild_stale: bool = True,
+        standby_poll_s: float = STANDBY_POLL_S,
     ) -> None:
         if not 1 <= batch_size <= BATCH_EVENTS_MAX:
             raise ValueError(f"batch_size must be 1..{BATCH_EVENTS_MAX}")
@@ -114,6 +126,8 @@ class ProjectionRunner:
         self.backoff_s_first = backoff_s_first
         self.exclusive = exclusive
         self.rebuild_stale = rebuild_stale
+        self.standby_poll_s = standby_poll_s
+        self._file_lock: int | None = None  # SQLite: the descriptor holding the flock
         self.is_postgres = engine.dialect.name == "postgresql"
         self.failures: dict[str, Failure] = {}
         self._attempts: dict[tuple[str, int], int] = {}
@@ -134,6 +148,8 @@ class ProjectionRunner:
         self._listener: Listener | None = None
         self.active = False  # holds the work (PostgreSQL: the advisory lock)
         self.error: BaseException | None = None  # what ended the thread, if anything
+        self._signer: Ed25519Signer | bool | None = None  # None: not looked for; False: none
+        self._checked_size = -CHECKPOINT_EVERY  # the tree's size when checkpoints were signed
 
     # -- life --------------------------------------------------------------------------------
 
@@ -233,7 +249,7 @@ class ProjectionRunner:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
-            time.sleep(min(remaining, self.poll_interval_s))
+            time.sleep(min(remaining, REMOTE_POLL_S))
 
     def project_up_to(self, position: int, timeout_s: float = 5.0) -> None:
         """If this runner does the work in this process, apply batches in the calling
@@ -270,6 +286,8 @@ class ProjectionRunner:
                 self._wake.set()
                 return False
             self._publish()
+            if count:
+                self._sign_checkpoints()
             return count > 0
         finally:
             self._step_lock.release()
@@ -302,6 +320,7 @@ class ProjectionRunner:
             if deadline is not None and time.monotonic() > deadline:
                 break
         self._publish()
+        self._sign_checkpoints()
         return min(self.projector.positions().values(), default=0)
 
     # -- the thread --------------------------------------------------------------------------
@@ -379,12 +398,41 @@ class ProjectionRunner:
             return True
         self._attempts.pop(("<log>", 0), None)
         self._publish()
+        if count:
+            self._sign_checkpoints()
         return count > 0
+
+    def _sign_checkpoints(self) -> None:
+        """Sign the checkpoints the Merkle log is due (every 100 leaves), with the ledger's
+        signing key where the application has one (``ledger init`` makes it)."""
+        audit = next((p for p in self.projections if isinstance(p, AuditProjection)), None)
+        if audit is None:
+            return
+        # Only when the tree passed a multiple of 100 since the last look (no query else).
+        size = audit.frontier.size if audit.frontier is not None else None
+        if size is not None and size // CHECKPOINT_EVERY == self._checked_size // CHECKPOINT_EVERY:
+            return
+        if self._signer is None:
+            key_dir = getattr(getattr(self.app, "settings", None), "key_dir", None)
+            self._signer = False if key_dir is None else signing_key_or_none(key_dir) or False
+        if not isinstance(self._signer, Ed25519Signer):
+            return
+        try:
+            sign_due(write_engine(self.engine), self._signer)
+            if size is not None:
+                self._checked_size = size
+        except Exception as e:  # another process signed it first, the database went away
+            log.warning("signing the due checkpoints failed (next batch tries again): %r", e)
 
     def _failed(self, e: ProjectionError) -> None:
         # The next batch ends just before the failing event: what comes before it is kept.
         self._stop = e.position - 1
-        key = (e.name, e.position)
+        # Attempts count per projection, not per position: a failure found only when the
+        # batch is written (say a value the column cannot hold) names the batch's last
+        # event, so each retry, one event shorter, names another; counted per position, it
+        # would never be set aside, and every projection would wait behind it for good.
+        # ``_publish`` forgets them once the projection gets past where it failed.
+        key = (e.name, 0)
         attempt = self._attempts[key] = self._attempts.get(key, 0) + 1
         transient = e.transient
         self.failures[e.name] = Failure(
@@ -472,15 +520,18 @@ class ProjectionRunner:
         if self.active:
             return True
         if not self.is_postgres:
+            if self.exclusive and not self._lock_file():
+                self._stopping.wait(self.standby_poll_s)
+                return False
             self.active = True
         else:
             listener = self._listener or self._listen()
             if listener is None:
-                self._stopping.wait(self.safety_poll_s)
+                self._stopping.wait(self.standby_poll_s)
                 return False
             self._listener = listener
             if self.exclusive and not listener.try_lock():
-                self._stopping.wait(self.safety_poll_s)
+                self._stopping.wait(self.standby_poll_s)
                 return False
             self.active = True
         # Positions of a projection refused by another runner's rebuild etc. start afresh.
@@ -501,7 +552,28 @@ class ProjectionRunner:
             lock_key=f"ledger-projector:{store.dbname}:{store.schema}",
         )
 
+    def _lock_file(self) -> bool:
+        """SQLite: take ``<database>.projector.lock`` (an exclusive ``flock``, released by the
+        kernel when this process ends however it ends); True if held. No file (an in-memory
+        database): nothing to share, always True."""
+        if self._file_lock is not None:
+            return True
+        store = store_of(self.engine)
+        if store is None or store.kind != "sqlite" or not store.path or store.path == ":memory:":
+            return True
+        fd = os.open(f"{store.path}.projector.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._file_lock = fd
+        return True
+
     def _release_work(self) -> None:
         if self._listener is not None:
             self._listener.close()
             self._listener = None
+        if self._file_lock is not None:
+            os.close(self._file_lock)  # releases the flock
+            self._file_lock = None

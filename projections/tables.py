@@ -25,13 +25,14 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    SmallInteger,
     String,
     Table,
     Text,
 )
 
 from ledger.domain.figures import DERIVED_NAMES, EXPENSE_CATEGORIES, FIGURE_NAMES, column
-from projections.columns import NAMING_CONVENTION, IsoDate, UtcDateTime, money
+from projections.columns import NAMING_CONVENTION, Hash, IsoDate, UtcDateTime, money
 
 ID = 36  # a UUID's text form
 # ``Index.info`` key: a rebuild builds this index after loading the rows, not while.
@@ -79,6 +80,8 @@ class Tables:
     grant_progress: Table
     monthly_flows: Table
     journal: Table
+    audit_nodes: Table
+    audit_leaves: Table
 
     def by_base_name(self) -> dict[str, Table]:
         return {
@@ -93,6 +96,8 @@ class Tables:
             "rm_grant_progress": self.grant_progress,
             "rm_monthly_flows": self.monthly_flows,
             "rm_journal": self.journal,
+            "rm_audit_nodes": self.audit_nodes,
+            "rm_audit_leaves": self.audit_leaves,
         }
 
 
@@ -295,6 +300,27 @@ def make_tables(suffix: str = "") -> Tables:
         # more than the other five together; built after the load instead (sorted, once).
         Index(None, "entity_id", info={AFTER_LOAD: True}),
     )
+    # The Merkle log (``projections.audit``, docs/audit.md): the hash of every perfect
+    # subtree, and each leaf's event. Rows are only ever inserted.
+    audit_nodes = t(
+        "rm_audit_nodes",
+        Column("level", SmallInteger, primary_key=True, autoincrement=False),  # 0: leaves
+        Column("idx", BigInteger, primary_key=True, autoincrement=False),
+        Column("hash", Hash(32), nullable=False),
+    )
+    audit_leaves = t(
+        "rm_audit_leaves",
+        Column(
+            "leaf_index",
+            BigInteger().with_variant(Integer(), "sqlite"),
+            primary_key=True,
+            autoincrement=False,
+        ),
+        Column("notification_id", BigInteger, nullable=False),
+        Column("originator_id", String(ID), nullable=False),
+        Column("originator_version", BigInteger, nullable=False),
+        Index(None, "originator_id", "originator_version", info={AFTER_LOAD: True}),
+    )
     return Tables(
         metadata=md,
         funds=funds,
@@ -308,6 +334,8 @@ def make_tables(suffix: str = "") -> Tables:
         grant_progress=grant_progress,
         monthly_flows=monthly_flows,
         journal=journal,
+        audit_nodes=audit_nodes,
+        audit_leaves=audit_leaves,
     )
 
 
@@ -324,6 +352,8 @@ grant_tranches = LIVE.grant_tranches
 grant_progress = LIVE.grant_progress
 monthly_flows = LIVE.monthly_flows
 journal = LIVE.journal
+audit_nodes = LIVE.audit_nodes
+audit_leaves = LIVE.audit_leaves
 
 # What the public may see of a donation: never the donor id, the sealed details' existence,
 # the bank reference, the note or who recorded it.

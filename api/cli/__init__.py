@@ -2,7 +2,8 @@
 
 Commands are grouped by what they act on, one module each: ``fund`` (``funds``),
 ``donation`` (``donations``), ``grant`` (``grants``), ``expense`` (``expenses``), ``token``
-(``tokens``), ``projections``, ``export`` (``exports``); ``init``, ``demo``, ``serve`` and
+(``tokens``), ``projections``, ``export`` (``exports``), ``audit`` (``audit``), ``donor``
+(``donations``: erasure); ``init``, ``demo``, ``serve`` and
 ``projector`` (``running``) are commands of the root. Amounts are decimal strings in the
 fund's currency ("100.00"), dates ISO 8601. Settings come from ``LEDGER_*`` environment
 variables (``ledger.settings``); the global ``--database-url`` and ``--key-dir`` options
@@ -21,8 +22,9 @@ from typing import Annotated, Any
 import typer
 
 from api.cli import running
+from api.cli.audit import audit_app
 from api.cli.common import State
-from api.cli.donations import donation_app
+from api.cli.donations import donation_app, donor_app
 from api.cli.expenses import expense_app
 from api.cli.exports import export_app
 from api.cli.funds import fund_app
@@ -48,6 +50,8 @@ app.add_typer(expense_app, name="expense")
 app.add_typer(token_app, name="token")
 app.add_typer(projections_app, name="projections")
 app.add_typer(export_app, name="export")
+app.add_typer(audit_app, name="audit")
+app.add_typer(donor_app, name="donor")
 
 
 @app.callback()

@@ -156,3 +156,26 @@ def donation_show(
     with read_models(ctx) as conn:
         row = donation_row(conn, donation_id)
     emit(fmt, donation_public_out(row), "donation")
+
+
+donor_app = command_group("Donors' personal data: erase it for good.")
+
+
+@donor_app.command("erase")
+def donor_erase(
+    ctx: typer.Context,
+    donation_id: DonationIdArg,
+    actor: ActorOpt = "admin",
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Erase a donor's name and contact (crypto-shredding): the data key is deleted and
+    DonorErased recorded. The log and its signed roots stay intact and still verify."""
+    donation = ledger(ctx).erase_donor(donation_id=donation_id, actor=actor)
+    with read_models(ctx) as conn:
+        row = donation_row(conn, donation_id)
+    emit(
+        fmt,
+        {"id": str(donation.id), "receipt_no": donation.receipt_no,
+         "donor_erased": bool(row["donor_erased"])},
+        "erased the donor's personal data",
+    )  # fmt: skip

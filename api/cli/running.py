@@ -19,6 +19,7 @@ from ledger.demo import DEMO_FUND_SLUG, load_demo
 from ledger.engine.gc import tune_gc_for_server
 from ledger.settings import Settings
 from ledger.store import parse_url
+from projections.audit import ensure_signing_key, sign_now
 from projections.db import make_engine
 from projections.registry import ensure_schema
 
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
     app.command()(serve)
     app.command()(projector)
+    app.command()(backup)
 
 
 def _shown_url(url: str) -> str:
@@ -72,8 +74,11 @@ def init(ctx: typer.Context) -> None:
     prepare_storage(current.settings)
     _ = current.app  # constructing the application creates the tables and the keys
     _prepare_read_side(current.settings)
+    signer = ensure_signing_key(Path(current.settings.key_dir), current.settings.audit_origin)
     typer.echo("ledger ready")
     _print_where(current.settings)
+    typer.echo(f"audit log: {signer.name}; verifier key (ledger audit public-key):")
+    typer.echo(f"  {signer.verifier.vkey}")
 
 
 def demo(
@@ -93,17 +98,21 @@ def demo(
     ledger = current.app
     load_demo(ledger, today=ledger.today())
     _prepare_read_side(current.settings)
+    signer = ensure_signing_key(Path(current.settings.key_dir), current.settings.audit_origin)
     _print_where(current.settings)
     typer.echo()
     with read_models(ctx) as conn:
         print_fund(fund_out(conn, DEMO_FUND_SLUG))
+    checkpoint = sign_now(current.engine, signer)  # the demo serves a checkpoint at once
+    typer.echo(f"audit log: checkpoint of {checkpoint.size} events; verifier key:")
+    typer.echo(f"  {signer.verifier.vkey}")
     if no_serve:
         return
     current.close()  # the server opens its own
     typer.echo()
     typer.echo(
         f"serving on http://{host}:{port}/api/funds/{DEMO_FUND_SLUG} "
-        "(writes need a token: ledger token create --name NAME --role treasurer)"
+        "(writes need a token: ledger token create --name NAME --role treasurer --fund SLUG)"
     )
     _serve(current.settings, host=host, port=port, workers=1, access_log=True)
 
@@ -117,7 +126,11 @@ def serve(
         bool, typer.Option("--access-log/--no-access-log", help="Log every request.")
     ] = True,
 ) -> None:
-    """Serve the HTTP API (JSON under /api); the projections run in the same process."""
+    """Serve the HTTP API (JSON under /api); the projections run in the same process.
+
+    With --workers N > 1 every worker runs them too, one at a time (the others stand by),
+    and writes answer once durable: send their Ledger-Position back as Ledger-Min-Position
+    to read them (docs/api.md)."""
     current = state(ctx)
     prepare_storage(current.settings)
     _serve(current.settings, host=host, port=port, workers=workers, access_log=access_log)
@@ -125,7 +138,8 @@ def serve(
 
 def projector(ctx: typer.Context) -> None:
     """Keep the read models current, in this process, until stopped (Ctrl-C): for
-    deployments whose API runs several workers (LEDGER_PROJECTIONS_IN_PROCESS=false)."""
+    deployments that run them apart from the API (LEDGER_PROJECTIONS_IN_PROCESS=false).
+    One projector works at a time; others stand by and take over."""
     from projections.runner import ProjectionRunner
 
     current = state(ctx)
@@ -144,6 +158,28 @@ def projector(ctx: typer.Context) -> None:
     finally:
         runner.stop()
         current.close()
+
+
+def backup(
+    ctx: typer.Context,
+    target: Annotated[Path, typer.Argument(help="The new file to write the backup to.")],
+) -> None:
+    """Back up a SQLite ledger while it runs (SQLite's online backup: one consistent copy
+    of events, donor keys and read models). PostgreSQL: use pg_dump (docs/operations.md).
+    The key folder is backed up separately."""
+    from ledger.backup import backup_sqlite
+
+    settings = state(ctx).settings
+    store = parse_url(settings.database_url)
+    if store.kind != "sqlite":
+        typer.echo(
+            "ledger backup copies a SQLite database; on PostgreSQL run "
+            f"pg_dump --format=custom --file={target} (docs/operations.md)",
+            err=True,
+        )
+        raise typer.Exit(2)
+    size = backup_sqlite(Path(store.path).expanduser(), target)
+    typer.echo(f"backed up {store.path} to {target} ({size:,} bytes)")
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -167,13 +203,13 @@ def _serve(settings: Settings, *, host: str, port: int, workers: int, access_log
             server_header=False,
         )
         return
-    # Worker processes read their settings from the environment. Several workers would each
-    # run the projections: a separate `ledger projector` process does that instead.
-    os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = "false"
-    typer.echo(
-        "several workers: run `ledger projector` beside them to keep the read models current",
-        err=True,
-    )
+    # Worker processes read their settings from the environment. Every worker runs the
+    # projections; one works (PostgreSQL: an advisory lock, which standbys on other hosts
+    # share; SQLite: a file lock), the others stand by and take over within a second if it
+    # dies. uvicorn restarts a worker that dies. A write answers once durable, with its
+    # position (``Ledger-Position``), instead of waiting for whichever worker projects.
+    os.environ["LEDGER_PROJECTIONS_IN_PROCESS"] = str(settings.projections_in_process).lower()
+    os.environ.setdefault("LEDGER_WRITES_WAIT_FOR_READ_MODELS", "false")
     os.environ["LEDGER_DATABASE_URL"] = settings.database_url
     os.environ["LEDGER_KEY_DIR"] = str(settings.key_dir)
     os.environ["LEDGER_TIMEZONE"] = settings.timezone

@@ -32,7 +32,11 @@ def token_create(
     role: Annotated[str, typer.Option("--role", help="admin, treasurer, committee or auditor.")],
     fund: Annotated[
         list[str] | None,
-        typer.Option("--fund", metavar="SLUG", help="Limit writes to this fund (repeat)."),
+        typer.Option(
+            "--fund",
+            metavar="SLUG",
+            help="A fund the token acts for (repeat; treasurer and committee tokens need one).",
+        ),
     ] = None,
 ) -> None:
     """Create a token; it is printed once, as the last line, and stored only as a hash."""

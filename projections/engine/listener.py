@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from typing import Any
 
 import psycopg
@@ -17,6 +18,7 @@ from psycopg import sql
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10
+APPLICATION_NAME = "ledger-projections"
 
 
 class Listener:
@@ -31,7 +33,13 @@ class Listener:
     def connect(cls, conninfo: str, *, channel: str, lock_key: str) -> Listener | None:
         """A listener, or None if the server cannot be reached (logged: poll instead)."""
         try:
-            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+            conn = psycopg.connect(
+                conninfo,
+                autocommit=True,
+                connect_timeout=CONNECT_TIMEOUT_S,
+                # Which process holds the projector's lock (pg_stat_activity, pg_locks).
+                application_name=f"{APPLICATION_NAME} {os.getpid()}",
+            )
             conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
         except psycopg.Error as e:
             log.error("cannot LISTEN for new events (polling instead): %r", e)

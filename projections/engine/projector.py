@@ -162,8 +162,15 @@ class Projector:
                 p.forget()
             raise
         self._known_states, self._next_states = self._next_states, None
-        for p in done:
-            p.batch_committed()
+        try:
+            for p in done:
+                p.batch_committed()
+        except BaseException:
+            # The batch is committed but a cache was left half told: trust none of them.
+            self._known_states = None
+            for p in self.projections:
+                p.forget()
+            raise
 
     def process_in(
         self, conn: Connection, events: Sequence[Decoded], *, after: int

@@ -32,29 +32,31 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import JSONTranscoder
 
 from ledger.domain.common import (
+    NAME_LEN_MAX,
     check_date,
+    check_optional_text,
     check_slug,
     donor_id_for,
     entity_id,
     fingerprint,
     fund_id,
+    member_of,
 )
 from ledger.domain.donation import Donation, Refund, check_in_kind, public_name_for
 from ledger.domain.errors import (
     Conflict,
-    DateInFuture,
     DonationNotFound,
     DuplicateCode,
     FundNotFound,
     GrantNotFound,
     IdempotencyKeyReused,
-    InvalidField,
     InvalidInput,
     LedgerError,
     NotCommitteeMember,
 )
 from ledger.domain.fund import Expense, Fund
 from ledger.domain.grant import ENDED_STATUSES, Grant, ProgressNote, Tranche
+from ledger.domain.opening import FundOpening, opening_id
 from ledger.engine.commands import CommandRuntime, command, replay
 from ledger.engine.transcoder import RecordAsDict
 from ledger.privacy import DonorVault, PersonalData, ensure_kek
@@ -191,14 +193,13 @@ class LedgerApp(CommandRuntime):
                 return answer_retry()
             raise
 
-    def _business_date(self, label: str, value: date | str | None) -> date:
+    def _business_date(self, label: str, value: date | str | None, fund: Fund) -> date:
+        """The business date of an entry of ``fund`` (default: today), within its window."""
         today = self.today()
         if value is None:
             return today
         day = check_date(label, value)
-        if day > today:
-            raise DateInFuture(f"{label} {day} is in the future", field=label)
-        return day
+        return fund.check_business_date(label, day, today=today, tz=self.tz)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -276,7 +277,11 @@ class LedgerApp(CommandRuntime):
         approvals_required: int = 2,
         purposes: list[dict[str, str]] | None = None,
         actor: str,
+        key: str | None = None,
     ) -> Recorded[Fund]:
+        """Open a fund. ``key``: the client's idempotency key, recorded (``FundOpening``) in
+        the same write as the fund, so that one key opens one fund, however many requests
+        carry it at once."""
         purposes = [dict(p) for p in purposes or []]
         request = fingerprint(
             kind="fund",
@@ -309,11 +314,30 @@ class LedgerApp(CommandRuntime):
                 actor=actor,
                 request_sha256=request,
             )
-            self.save(fund)
+            if key is None:
+                self.save(fund)
+            else:
+                opening = FundOpening(key=key, slug=slug, request_sha256=request, actor=actor)
+                self.save(fund, opening)
             return Recorded(fund, created=True)
 
         fid = fund_id(check_slug("slug", slug))
-        return self._create_once(fid, create, answer_retry)
+        if key is None:
+            return self._create_once(fid, create, answer_retry)
+
+        def answer_key_retry() -> Recorded[Fund]:
+            opening = self._load(oid)
+            assert isinstance(opening, FundOpening)
+            if opening.request_sha256 != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key opened a different fund", fund=opening.slug
+                )
+            return Recorded(self._fund(opening.slug), created=False)
+
+        oid = opening_id(key)
+        return self._create_once(
+            oid, lambda: self._create_once(fid, create, answer_retry), answer_key_retry
+        )
 
     @command
     def add_purpose(self, *, slug: str, code: str, name: str, actor: str) -> Fund:
@@ -373,9 +397,13 @@ class LedgerApp(CommandRuntime):
     ) -> Recorded[Donation]:
         donor = donor or DonorIn(anonymous=True)
         donation_id = entity_id(slug, "donation", key)
-        personal = PersonalData(name=donor.name or None, contact=donor.contact or None)
-        if personal.name is not None and not isinstance(personal.name, str):
-            raise InvalidField("donor name must be text", field="donor.name")
+        # The text policy on what is sealed, too: what an auditor reads is what was checked.
+        personal = PersonalData(
+            name=check_optional_text("donor name", donor.name or None, max_len=NAME_LEN_MAX),
+            contact=check_optional_text(
+                "donor contact", donor.contact or None, max_len=NAME_LEN_MAX
+            ),
+        )
         request = fingerprint(
             kind="donation",
             fund=slug,
@@ -397,9 +425,9 @@ class LedgerApp(CommandRuntime):
             return Recorded(existing, created=False)
 
         def create() -> Recorded[Donation]:
-            day = self._business_date("received_on", received_on)
-            check_in_kind(channel, in_kind)
             fund = self._fund(slug)
+            day = self._business_date("received_on", received_on, fund)
+            check_in_kind(channel, in_kind)
             code = fund.check_purpose(purpose)
             donor_id = _s(donor_id_for(donation_id))
             donor_keys: list[DonorKey] = []
@@ -482,8 +510,8 @@ class LedgerApp(CommandRuntime):
                     "this idempotency key recorded a different refund", id=refund_id
                 )
             return Recorded(donation, created=False)
-        day = self._business_date("refunded_on", refunded_on)
         fund = self._fund_by_id(donation.fund_id)
+        day = self._business_date("refunded_on", refunded_on, fund)
         donation.refund(
             refund_id=refund_id,
             amount_minor=amount_minor,
@@ -515,8 +543,8 @@ class LedgerApp(CommandRuntime):
         donation = self._donation(donation_id)
         if donation.reversed and donation.reversal_reason == reason:
             return donation  # a retried reversal
-        day = self._business_date("reversed_on", reversed_on)
         fund = self._fund_by_id(donation.fund_id)
+        day = self._business_date("reversed_on", reversed_on, fund)
         fund.check_open(day)
         amount_minor = donation.reverse(reason=reason, reversed_on=day, actor=actor)
         fund.debit_reversal(
@@ -556,7 +584,10 @@ class LedgerApp(CommandRuntime):
         grantee_id: str | None = None,
         amount_minor: int,
         actor: str,
+        as_member: bool = False,
     ) -> Recorded[Grant]:
+        """``as_member``: the actor proposes as a member of the fund's committee (checked);
+        otherwise as the fund's treasurer."""
         grant_id = entity_id(slug, "grant", key)
         request = fingerprint(
             kind="grant",
@@ -579,6 +610,12 @@ class LedgerApp(CommandRuntime):
 
         def create() -> Recorded[Grant]:
             fund = self._fund_by_id(fund_id(slug), slug=slug, fresh=True)
+            if as_member and member_of(fund.committee, actor) is None:
+                raise NotCommitteeMember(
+                    f"{actor!r} is not on the committee of the fund {slug}",
+                    member=actor,
+                    fund=slug,
+                )
             grant = Grant.propose(
                 id=grant_id,
                 fund_id=_s(fund.id),
@@ -625,25 +662,44 @@ class LedgerApp(CommandRuntime):
     @command
     def reject_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
         grant = self._grant(grant_id)
-        grant.reject(reason=reason, rejected_on=self.today(), actor=actor)
+        fund = self._fund_by_id(grant.fund_id, fresh=True)
+        grant.reject(reason=reason, rejected_on=self.today(), actor=actor, committee=fund.committee)
         self.save(grant)
         return grant
 
     def cancel_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
-        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=True)
+        """Cancel a committed grant: a decision of a member of its fund's committee."""
+        return self._end_grant(
+            grant_id=grant_id, reason=reason, actor=actor, cancel=True, as_member=True
+        )
 
-    def close_grant(self, *, grant_id: UUID | str, reason: str, actor: str) -> Grant:
-        return self._end_grant(grant_id=grant_id, reason=reason, actor=actor, cancel=False)
+    def close_grant(
+        self, *, grant_id: UUID | str, reason: str, actor: str, as_member: bool = False
+    ) -> Grant:
+        """Close a committed grant, as its fund's treasurer or (``as_member``, checked) as a
+        member of its fund's committee."""
+        return self._end_grant(
+            grant_id=grant_id, reason=reason, actor=actor, cancel=False, as_member=as_member
+        )
 
     @command
-    def _end_grant(self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool) -> Grant:
+    def _end_grant(
+        self, *, grant_id: UUID | str, reason: str, actor: str, cancel: bool, as_member: bool
+    ) -> Grant:
         grant = self._grant(grant_id)
         fund = self._fund_by_id(grant.fund_id)
         today = self.today()
         if cancel:
-            released = grant.cancel(reason=reason, cancelled_on=today, actor=actor)
+            released = grant.cancel(
+                reason=reason, cancelled_on=today, actor=actor, committee=fund.committee
+            )
         else:
-            released = grant.close(reason=reason, closed_on=today, actor=actor)
+            released = grant.close(
+                reason=reason,
+                closed_on=today,
+                actor=actor,
+                committee=fund.committee if as_member else None,
+            )
         if released:
             fund.release_grant(
                 grant_id=_s(grant.id),
@@ -687,8 +743,8 @@ class LedgerApp(CommandRuntime):
                     "this idempotency key recorded a different disbursement", id=tranche_id
                 )
             return Recorded(Disbursement(grant, existing_no), created=False)
-        day = self._business_date("paid_on", paid_on)
         fund = self._fund_by_id(grant.fund_id)
+        day = self._business_date("paid_on", paid_on, fund)
         tranche_no = grant.disburse(
             tranche_id=tranche_id,
             amount_minor=amount_minor,
@@ -721,8 +777,8 @@ class LedgerApp(CommandRuntime):
         actor: str,
     ) -> Grant:
         grant = self._grant(grant_id)
-        day = self._business_date("reversed_on", reversed_on)
         fund = self._fund_by_id(grant.fund_id)
+        day = self._business_date("reversed_on", reversed_on, fund)
         amount_minor, released = grant.reverse_disbursement(
             tranche_no=tranche_no, reason=reason, reversed_on=day, actor=actor
         )
@@ -780,15 +836,12 @@ class LedgerApp(CommandRuntime):
                     "this idempotency key recorded a different progress note", id=progress_id
                 )
             return Recorded(Progress(grant, existing_no), created=False)
+        fund = self._fund_by_id(grant.fund_id, fresh=as_committee_member)
         if as_committee_member:
-            fund = self._fund_by_id(grant.fund_id, fresh=True)
-            if actor not in fund.committee:
-                raise NotCommitteeMember(
-                    f"{actor!r} is not on the committee of {fund.slug}", member=actor
-                )
+            actor = grant.need_member(fund.committee, actor)  # the name as the committee has it
         progress_no = grant.record_progress(
             progress_id=progress_id,
-            reported_on=self._business_date("on", reported_on),
+            reported_on=self._business_date("on", reported_on, fund),
             note=note,
             evidence_sha256=evidence,
             final=final,
@@ -837,7 +890,7 @@ class LedgerApp(CommandRuntime):
             expense_id=expense_id,
             amount_minor=amount_minor,
             category=category,
-            paid_on=self._business_date("paid_on", paid_on),
+            paid_on=self._business_date("paid_on", paid_on, fund),
             payee=payee,
             description=description,
             purpose=purpose,
@@ -861,7 +914,7 @@ class LedgerApp(CommandRuntime):
         fund.reverse_expense(
             expense_id=expense_id,
             reason=reason,
-            reversed_on=self._business_date("reversed_on", reversed_on),
+            reversed_on=self._business_date("reversed_on", reversed_on, fund),
             actor=actor,
         )
         self.save(fund)

@@ -23,6 +23,11 @@ class Settings(BaseSettings):
         default=Path("./ledger-keys"),
         description="Signing and key-encryption keys; never stored in the database",
     )
+    audit_origin: str = Field(
+        default="ledger.local/community-fund",
+        description="The name of the verifiable log: its checkpoints' origin and the name of "
+        "its signing key (one word, no spaces or '+', e.g. ledger.example.org/tea-village)",
+    )
     timezone: str = Field(
         default="Asia/Shanghai",
         description="Where the fund's business day is counted (today, closed months)",
@@ -37,8 +42,15 @@ class Settings(BaseSettings):
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
     projections_in_process: bool = Field(
         default=True,
-        description="Run the projections inside the server process; set false when a separate "
-        "`ledger projector` process does (several API workers)",
+        description="Run the projections inside the server process (with several workers or "
+        "hosts one of them works, the others stand by); set false when a separate "
+        "`ledger projector` process does",
+    )
+    writes_wait_for_read_models: bool = Field(
+        default=True,
+        description="A write answers once the read models hold it; when false (what `ledger "
+        "serve --workers N` sets for N > 1) it answers once durable, and a client reads its "
+        "own writes by sending the write's Ledger-Position back (docs/api.md)",
     )
 
 

@@ -27,6 +27,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from ledger.application import DonorIn, LedgerApp
 from ledger.domain import errors as e
 from ledger.domain.common import entity_id, fund_id
+from ledger.domain.figures import EFFECTS, apply_effect, zero_figures
 from ledger.settings import Settings
 
 STEPS_MAX = 80
@@ -118,6 +119,8 @@ class GrantModel:
     released: int = 0
     tranches: list[list[int]] = field(default_factory=list)  # [amount, reversed]
     payments: dict[str, tuple[tuple[Any, ...], int]] = field(default_factory=dict)
+    committed_on: date | None = None
+    tranche_dates: list[date] = field(default_factory=list)
 
 
 def donor_parts(donor: DonorIn | None) -> tuple[bool, str | None, bool, tuple[Any, Any]]:
@@ -602,6 +605,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if commits:
             g.status = "committed"
             g.committed = g.amount
+            g.committed_on = self.today()
             fund.figures[g.purpose]["committed"] += g.amount
         assert approved.status == g.status
         return True
@@ -612,21 +616,28 @@ class LedgerMachine(RuleBasedStateMachine):
         g = self.pick_grant(index, focus, "proposed")
         done = self.run(
             "reject_grant",
-            reasons((g.status != "proposed", e.InvalidState)),
+            reasons(
+                (actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "proposed", e.InvalidState),
+            ),
             lambda: self.app.reject_grant(grant_id=g.id, reason="不批", actor=actor),
         )
         if done is not None:
             g.status = "rejected"
 
     @precondition(lambda self: self.grants)
-    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans())
-    def end_grant(self, index: int, cancel: bool, focus: bool) -> None:
+    @rule(index=INDEX, cancel=st.booleans(), focus=st.booleans(), actor=st.sampled_from(PEOPLE))
+    def end_grant(self, index: int, cancel: bool, focus: bool, actor: str) -> None:
+        """A member of the committee cancels; the treasurer (any actor: not checked) closes."""
         g = self.pick_grant(index, focus, "committed")
         end = self.app.cancel_grant if cancel else self.app.close_grant
         done = self.run(
             "cancel_grant" if cancel else "close_grant",
-            reasons((g.status != "committed", e.InvalidState)),
-            lambda: end(grant_id=g.id, reason="结束", actor="alice"),
+            reasons(
+                (cancel and actor not in self.funds[g.slug].committee, e.NotCommitteeMember),
+                (g.status != "committed", e.InvalidState),
+            ),
+            lambda: end(grant_id=g.id, reason="结束", actor=actor),
         )
         if done is None:
             return
@@ -664,6 +675,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 (not committed, e.InvalidState),
                 (amount <= 0, e.AmountNotPositive),
                 (committed and amount > remaining, e.GrantOverdrawn),
+                # (a correction of history: a tranche is never dated before the commitment)
+                (committed and g.committed_on is not None and day < g.committed_on, e.InvalidField),
                 (fund.closed_on(day), e.PeriodClosed),
             )
         recorded = self.run(
@@ -687,6 +700,7 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         assert recorded.created is True
         g.tranches.append([amount, 0])
+        g.tranche_dates.append(day)
         assert recorded.value.tranche_no == len(g.tranches)
         g.payments[key] = (content, len(g.tranches))
         g.disbursed += amount
@@ -720,6 +734,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 (day > self.today(), e.DateInFuture),
                 (not exists, e.TrancheNotFound),
                 (exists and bool(g.tranches[tranche_no - 1][1]), e.AlreadyReversed),
+                (exists and day < g.tranche_dates[tranche_no - 1], e.InvalidField),
                 (fund.closed_on(day), e.PeriodClosed),
             ),
             lambda: self.app.reverse_disbursement(
@@ -817,6 +832,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 (day > self.today(), e.DateInFuture),
                 (expense is None, e.ExpenseNotFound),
                 (expense is not None and bool(expense[4]), e.AlreadyReversed),
+                (expense is not None and day < expense[1][1], e.InvalidField),
                 (fund.closed_on(day), e.PeriodClosed),
             ),
             lambda: self.app.reverse_expense(
@@ -832,6 +848,26 @@ class LedgerMachine(RuleBasedStateMachine):
         assert expense is not None
         expense[4] = 1
         fund.figures[expense[3]]["expenses"] -= expense[2]
+
+    @precondition(lambda self: self.funds)
+    @rule(offset=st.integers(-90, 1))
+    def figures_as_of_a_date_are_never_negative(self, offset: int) -> None:
+        """The fund's figures from its own events dated up to a day (as ``?as_of=`` sums
+        them): no figure below zero, nothing refunded beyond what was received, paid beyond
+        what was committed, or released beyond what was committed."""
+        day = self.day(offset).isoformat() if offset <= 0 else "9999-12-31"
+        for slug in self.funds:
+            per_purpose: dict[str, dict[str, int]] = {}
+            for stored in self.app.events.get(fund_id(slug)):
+                name = type(stored).__name__
+                if name in EFFECTS and stored.occurred_on <= day:
+                    figures = per_purpose.setdefault(stored.purpose, zero_figures())
+                    apply_effect(figures, name, stored.amount_minor)
+            for purpose, f in per_purpose.items():
+                assert all(value >= 0 for value in f.values()), (slug, purpose, day, f)
+                assert f["refunded"] <= f["received"], (slug, purpose, day, f)
+                assert f["disbursed"] <= f["committed"], (slug, purpose, day, f)
+                assert f["released"] <= f["committed"], (slug, purpose, day, f)
 
     # -- invariants ----------------------------------------------------------------------
 

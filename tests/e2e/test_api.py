@@ -585,7 +585,7 @@ def test_writes_need_a_valid_token(world: World) -> None:
 
 
 def test_a_revoked_token_stops_working(world: World) -> None:
-    world.token("临时出纳", "treasurer")
+    world.token("临时出纳", "treasurer", funds=(FUND,))
     path = f"/api/funds/{FUND}/donations"
     assert world.post(path, donation_body(), "临时出纳", key="a").status_code == 201
     world.services.tokens.revoke("临时出纳")

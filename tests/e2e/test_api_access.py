@@ -56,6 +56,16 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/funds/{slug}/exports/ledger.journal"): PUBLIC,
     ("GET", "/api/funds/{slug}/360giving.json"): PUBLIC,  # awarded grants, no donor data
     ("GET", "/api/health"): PUBLIC,
+    # The verifiable log (DESIGN §6): checkpoints and proofs are public, the raw log is the
+    # auditors'; a donor checks a receipt; witnesses' cosignatures and erasure are admins'.
+    ("GET", "/api/receipts/{receipt_no}"): PUBLIC,
+    ("GET", "/api/audit/checkpoint"): PUBLIC,
+    ("GET", "/api/audit/checkpoints/{size}"): PUBLIC,
+    ("GET", "/api/audit/proofs/inclusion"): PUBLIC,
+    ("GET", "/api/audit/proofs/consistency"): PUBLIC,
+    ("GET", "/api/audit/events"): frozenset({"auditor"}),
+    ("POST", "/api/audit/cosignatures"): frozenset({"admin"}),
+    ("POST", "/api/donations/{donation_id}/erasure"): frozenset({"admin"}),
 }
 
 
@@ -122,6 +132,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, dic
             "expense_id": expense["id"],
             "period": "2026-10",
             "kind": "donations",
+            "receipt_no": donation["receipt_no"],
+            "size": "1",
         }
         yield w, params
 
@@ -219,7 +231,7 @@ def test_committee_members_approve_with_their_own_tokens(
     )
     path = f"/api/grants/{grant['id']}/approvals"
     problem(w.post(path, {}, "treasurer"), 403, "role-not-allowed")
-    w.token("外人", "committee")
+    w.token("外人", "committee", funds=(FUND,))
     problem(w.post(path, {}, "外人"), 403, "not-committee-member")
     approved = w.post(path, {}, COMMITTEE[1]).json()
     assert [a["member"] for a in approved["approvals"]] == [COMMITTEE[1]]

@@ -72,7 +72,7 @@ def test_the_same_key_again_answers_the_original(world: World) -> None:
 def test_a_committee_member_on_the_committee_records_progress(world: World) -> None:
     grant = world.committed_grant("100.00")
     assert world.post(path(grant), NOTE, COMMITTEE[2], key="c-1").status_code == 201
-    world.token("外人", "committee")
+    world.token("外人", "committee", funds=(FUND,))
     problem(world.post(path(grant), NOTE, "外人", key="c-2"), 403, "not-committee-member")
 
 

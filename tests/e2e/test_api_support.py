@@ -173,9 +173,9 @@ def serve(
         with TestClient(api, raise_server_exceptions=False) as client:
             world = World(api=api, client=client, services=services)
             world.token(ADMIN, "admin")
-            world.token(TREASURER, "treasurer")
+            world.token(TREASURER, "treasurer", funds=(FUND, OTHER_FUND))
             for member in COMMITTEE:
-                world.token(member, "committee")
+                world.token(member, "committee", funds=(FUND,))
             world.token(AUDITOR, "auditor")
             yield world
     finally:

@@ -19,6 +19,11 @@ from typer.testing import CliRunner
 from api import errors as e
 from api.cli import app as cli_app
 from api.cli.group import LedgerGroup, command_group
+from ledger.audit.checkpoint import CheckpointError
+from ledger.audit.merkle import ProofError
+from ledger.audit.note import NoteError
+from ledger.audit.verify import VerificationError
+from ledger.audit.witness import WitnessError
 from ledger.domain import errors as d
 from ledger.privacy import KeyFileError
 from projections.errors import ProjectionError, RebuildFailed, RebuildSuperseded, UnknownProjection
@@ -29,6 +34,7 @@ EXPECTED: dict[type[Exception], tuple[int, str, int]] = {
     d.NotFound: (404, "not-found", 1),
     d.Forbidden: (403, "forbidden", 1),
     d.RuleViolated: (409, "rule-violated", 1),
+    d.FigureLimitReached: (409, "figure-limit-reached", 1),
     d.Conflict: (409, "conflict", 1),
     d.LedgerError: (400, "ledger-error", 1),
     e.ApiProblem: (400, "bad-request", 1),
@@ -43,6 +49,9 @@ EXPECTED: dict[type[Exception], tuple[int, str, int]] = {
     e.BodyTooLarge: (413, "body-too-large", 1),
     e.ValidationFailed: (422, "validation-error", 1),
     e.InvalidCursor: (422, "invalid-cursor", 1),
+    e.NoCheckpoint: (404, "no-checkpoint", 1),
+    e.TreeSizeOutOfRange: (422, "tree-size-out-of-range", 1),
+    e.ReceiptNotFound: (404, "receipt-not-found", 1),
     e.InternalError: (500, "internal-error", 1),
     e.Unavailable: (503, "unavailable", 1),
     e.Busy: (503, "busy", 1),
@@ -54,6 +63,12 @@ EXPECTED: dict[type[Exception], tuple[int, str, int]] = {
     ProjectionError: (500, "projection-failed", 1),
     RebuildFailed: (500, "rebuild-failed", 1),
     RebuildSuperseded: (409, "rebuild-superseded", 1),
+    # What does not verify (``ledger audit``): exit 3.
+    VerificationError: (422, "not-verified", 3),
+    CheckpointError: (422, "checkpoint-invalid", 3),
+    NoteError: (422, "note-invalid", 3),
+    ProofError: (422, "proof-invalid", 3),
+    WitnessError: (409, "witness-refused", 3),
     Exception: (500, "internal-error", 1),
 }
 
@@ -79,6 +94,12 @@ def an_error(cls: type[Exception]) -> Exception:
         return ProjectionError("journal", 7, RuntimeError(SECRET))
     if cls is Exception:
         return RuntimeError(SECRET)
+    if cls is VerificationError:
+        return VerificationError(7, "leaf_hash", "the event is not the one recorded")
+    if cls in (CheckpointError, ProofError):
+        return cls("signature" if cls is CheckpointError else "root_mismatch", "it fails")
+    if cls is WitnessError:
+        return WitnessError(422, "another root for size 7")
     if issubclass(cls, (d.LedgerError, e.ApiProblem)):
         return cls("what happened")
     return cls(SECRET)

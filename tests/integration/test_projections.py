@@ -465,14 +465,16 @@ def test_the_plan_keeps_projections_of_shared_topics_together() -> None:
     by_name = {cls.name: cls for cls in PROJECTIONS}
     names = [[cls.name for cls in group] for group in plan(list(PROJECTIONS), 2)]
     # The fund's events feed three projections: one family, loaded by this process.
-    assert names == [["funds", "flows", "journal"], ["donations", "grants"]]
-    assert [[c.name for c in g] for g in plan(list(PROJECTIONS), 3)] == [
+    # The Merkle log (audit) follows every event: a family of its own.
+    assert names == [["funds", "flows", "journal"], ["donations", "grants", "audit"]]
+    assert [[c.name for c in g] for g in plan(list(PROJECTIONS), 4)] == [
         ["funds", "flows", "journal"],
         ["donations"],
         ["grants"],
+        ["audit"],
     ]
     assert plan(list(PROJECTIONS), 1) == [list(PROJECTIONS)]
-    assert plan(list(PROJECTIONS), 64) == plan(list(PROJECTIONS), 3)
+    assert plan(list(PROJECTIONS), 64) == plan(list(PROJECTIONS), 4)
     journal, funds = by_name["journal"], by_name["funds"]
     assert plan([journal, funds], 2) == [[journal, funds]]  # one family, in the order given
     assert plan([by_name["grants"]], 2) == [[by_name["grants"]]]

@@ -54,3 +54,93 @@ def test_apply_effect_and_totals() -> None:
     assert f.with_derived(x)["available"] == 300
     assert f.total_of([x, x])["received"] == 1000
     assert f.column("received") == "received_minor"
+
+
+# -- the bound on running figures (issue 10, item 3) -----------------------------------------
+
+
+def test_the_figure_bound_leaves_headroom_in_a_signed_64_bit_column() -> None:
+    # The largest sum a read model or report makes of a fund's figures (on_hand's parts,
+    # spending = disbursed + expenses) stays far inside what SQLite and PostgreSQL hold.
+    assert f.INT64_MAX == 9_223_372_036_854_775_807
+    assert 2 * f.FIGURE_MINOR_MAX * 40 < f.INT64_MAX
+    from ledger.domain.money import AMOUNT_MINOR_MAX
+
+    assert f.FIGURE_MINOR_MAX == 100 * AMOUNT_MINOR_MAX
+
+
+def test_a_donation_up_to_the_figure_bound_is_credited_and_one_fen_more_is_refused() -> None:
+    from datetime import date
+
+    import pytest
+
+    from ledger.domain.errors import FigureLimitReached
+    from ledger.domain.money import AMOUNT_MINOR_MAX
+
+    fund = Fund.open(
+        slug="big",
+        name="Big",
+        currency="CNY",
+        description="",
+        host="h",
+        committee=["a", "b"],
+        approvals_required=1,
+        purposes=[{"code": "edu", "name": "教育"}],
+        actor="t",
+        request_sha256="0" * 64,
+    )
+    day = date(2024, 3, 15)
+
+    def credit(amount_minor: int, purpose: str = "") -> str:
+        return fund.credit_donation(
+            donation_id="d", amount_minor=amount_minor, purpose=purpose, received_on=day, actor="t"
+        )
+
+    for i in range(99):
+        credit(AMOUNT_MINOR_MAX, "edu" if i % 2 else "")
+    credit(AMOUNT_MINOR_MAX - 1)  # spread over purposes: the fund's total is what counts
+    credit(1)
+    assert fund.totals()["received"] == f.FIGURE_MINOR_MAX
+    fund.collect_events()
+    with pytest.raises(FigureLimitReached) as refused:
+        credit(1, "edu")
+    assert refused.value.facts["figure"] == "received"
+    assert fund.collect_events() == []
+    assert fund.totals()["received"] == f.FIGURE_MINOR_MAX
+
+
+def test_committing_and_releasing_again_and_again_stops_at_the_bound() -> None:
+    from datetime import date
+
+    import pytest
+
+    from ledger.domain.errors import FigureLimitReached
+    from ledger.domain.money import AMOUNT_MINOR_MAX
+
+    fund = Fund.open(
+        slug="big",
+        name="Big",
+        currency="CNY",
+        description="",
+        host="h",
+        committee=["a", "b"],
+        approvals_required=1,
+        purposes=[],
+        actor="t",
+        request_sha256="0" * 64,
+    )
+    day = date(2024, 3, 15)
+    fund.credit_donation(
+        donation_id="d", amount_minor=AMOUNT_MINOR_MAX, purpose="", received_on=day, actor="t"
+    )
+    # committed and released grow with every commitment that is released again
+    for _ in range(100):
+        fund.commit_grant(
+            grant_id="g", amount_minor=AMOUNT_MINOR_MAX, purpose="", committed_on=day, actor="t"
+        )
+        fund.release_grant(
+            grant_id="g", amount_minor=AMOUNT_MINOR_MAX, purpose="", released_on=day, actor="t"
+        )
+    assert fund.totals()["committed"] == f.FIGURE_MINOR_MAX
+    with pytest.raises(FigureLimitReached):
+        fund.commit_grant(grant_id="g", amount_minor=1, purpose="", committed_on=day, actor="t")

@@ -1106,11 +1106,17 @@ class FundAgainstReferenceModel(RuleBasedStateMachine):
         if grant.status != COMMITTED:
             with pytest.raises(InvalidState):
                 ending(
-                    reason="done", **{"cancelled_on" if cancel else "closed_on": DAY}, actor=ACTOR
+                    reason="done",
+                    **{"cancelled_on" if cancel else "closed_on": DAY},
+                    actor=ACTOR,
+                    committee=[ACTOR] if cancel else None,
                 )
             return
         released = ending(
-            reason="done", **{"cancelled_on" if cancel else "closed_on": DAY}, actor=ACTOR
+            reason="done",
+            **{"cancelled_on" if cancel else "closed_on": DAY},
+            actor=ACTOR,
+            committee=[ACTOR] if cancel else None,
         )
         if released:
             self.fund.release_grant(
@@ -1180,3 +1186,20 @@ TestFundAgainstReferenceModel = FundAgainstReferenceModel.TestCase
 TestFundAgainstReferenceModel.settings = settings(
     max_examples=60, stateful_step_count=30, deadline=None
 )
+
+
+def test_an_expense_reversal_dated_before_the_expense_is_refused_and_the_same_day_accepted(
+    funded: Callable[..., Fund],
+) -> None:
+    fund = funded(("", 10_000), on=date(2024, 1, 10))
+    record_expense(fund, 1_000, expense_id="expense-1", paid_on=date(2024, 1, 13))
+    fund.collect_events()
+    with pytest.raises(InvalidField):
+        fund.reverse_expense(
+            expense_id="expense-1", reason="x", reversed_on=date(2024, 1, 12), actor=ACTOR
+        )
+    assert fund.collect_events() == []
+    fund.reverse_expense(
+        expense_id="expense-1", reason="x", reversed_on=date(2024, 1, 13), actor=ACTOR
+    )
+    assert fund.expenses["expense-1"].reversed

@@ -8,7 +8,7 @@ setup events collected; ``disburse(grant, amount_minor, **overrides)`` pays a tr
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -55,8 +55,10 @@ def reverse(grant: Grant, tranche_no: int, reason: str = "payment bounced") -> t
 
 def end(grant: Grant, how: str) -> int:
     if how == "close":
-        return grant.close(reason="project done", closed_on=DAY, actor="treasurer")
-    return grant.cancel(reason="grantee withdrew", cancelled_on=DAY, actor="treasurer")
+        return grant.close(reason="project done", closed_on=DAY, actor="treasurer", committee=None)
+    return grant.cancel(
+        reason="grantee withdrew", cancelled_on=DAY, actor="carol", committee=COMMITTEE
+    )
 
 
 def in_state(status: str, propose_grant: Propose, committed_grant: Propose) -> Grant:
@@ -65,7 +67,7 @@ def in_state(status: str, propose_grant: Propose, committed_grant: Propose) -> G
         return propose_grant()
     if status == REJECTED:
         grant = propose_grant()
-        grant.reject(reason="out of scope", rejected_on=DAY, actor="bob")
+        grant.reject(reason="out of scope", rejected_on=DAY, actor="bob", committee=COMMITTEE)
         return grant
     grant = committed_grant()
     if status == CLOSED:
@@ -250,7 +252,7 @@ def test_rejecting_a_proposed_grant_records_the_reason(propose_grant: Propose) -
     grant = propose_grant()
     grant.collect_events()
 
-    grant.reject(reason="out of scope", rejected_on=DAY, actor="bob")
+    grant.reject(reason="out of scope", rejected_on=DAY, actor="bob", committee=COMMITTEE)
 
     assert grant.status == REJECTED
     assert grant.closing_reason == "out of scope"
@@ -267,14 +269,14 @@ def test_rejecting_a_grant_that_is_not_proposed_is_refused(
 ) -> None:
     grant = in_state(status, propose_grant, committed_grant)
     with pytest.raises(InvalidState):
-        grant.reject(reason="too late", rejected_on=DAY, actor="bob")
+        grant.reject(reason="too late", rejected_on=DAY, actor="bob", committee=COMMITTEE)
     assert grant.status == status
 
 
 def test_rejecting_needs_a_reason(propose_grant: Propose) -> None:
     grant = propose_grant()
     with pytest.raises(InvalidField):
-        grant.reject(reason="", rejected_on=DAY, actor="bob")
+        grant.reject(reason="", rejected_on=DAY, actor="bob", committee=COMMITTEE)
     assert grant.status == PROPOSED
 
 
@@ -301,7 +303,8 @@ def test_ending_a_committed_grant_releases_what_was_not_paid(
     (ended,) = grant.collect_events()
     assert type(ended).__qualname__ == name
     assert ended.released_minor == 7_000  # type: ignore[attr-defined]
-    assert ended.actor == "treasurer"  # type: ignore[attr-defined]
+    # A cancellation is a committee decision (a member cancels); a treasurer may close.
+    assert ended.actor == ("treasurer" if how == "close" else "carol")  # type: ignore[attr-defined]
     assert ended.occurred_on == "2024-03-15"  # type: ignore[attr-defined]
 
 
@@ -611,7 +614,7 @@ def test_a_grant_rebuilt_from_its_events_equals_the_live_grant(
     disburse(grant, 2_000, evidence_sha256=EVIDENCE)
     disburse(grant, 3_000, method="cash")
     reverse(grant, 1)
-    grant.close(reason="project done", closed_on=DAY, actor="treasurer")
+    grant.close(reason="project done", closed_on=DAY, actor="treasurer", committee=None)
     reverse(grant, 2)
     events = grant.collect_events()
 
@@ -638,6 +641,57 @@ def test_a_rejected_grant_rebuilt_from_its_events_equals_the_live_grant(
 ) -> None:
     grant = propose_grant()
     approve(grant, "bob")
-    grant.reject(reason="out of scope", rejected_on=DAY, actor="carol")
+    grant.reject(reason="out of scope", rejected_on=DAY, actor="carol", committee=COMMITTEE)
     rebuilt = replayed(grant.collect_events())
     assert rebuilt.__dict__ == grant.__dict__
+
+
+@pytest.mark.parametrize("how", ["reject", "cancel", "close"])
+def test_a_committee_decision_by_someone_off_the_fund_committee_is_refused(
+    propose_grant: Propose, committed_grant: Propose, how: str
+) -> None:
+    grant = propose_grant() if how == "reject" else committed_grant()
+    grant.collect_events()
+    decide = {
+        "reject": lambda: grant.reject(
+            reason="x", rejected_on=DAY, actor="mallory", committee=COMMITTEE
+        ),
+        "cancel": lambda: grant.cancel(
+            reason="x", cancelled_on=DAY, actor="mallory", committee=COMMITTEE
+        ),
+        "close": lambda: grant.close(
+            reason="x", closed_on=DAY, actor="mallory", committee=COMMITTEE
+        ),
+    }[how]
+    with pytest.raises(NotCommitteeMember):
+        decide()
+    assert grant.collect_events() == []
+
+
+def test_a_member_is_known_by_the_nfc_form_of_the_name(propose_grant: Propose) -> None:
+    grant = propose_grant(actor="alice")
+    approve(grant, "Zoe\u0308", committee=[*COMMITTEE, "Zo\u00eb"])  # decomposed, composed
+    assert [a["member"] for a in grant.approvals] == ["Zo\u00eb"]
+
+
+def test_a_tranche_dated_before_the_commitment_is_refused_and_the_same_day_accepted(
+    committed_grant: Propose, disburse: Disburse
+) -> None:
+    grant = committed_grant()  # committed on DAY
+    with pytest.raises(InvalidField):
+        disburse(grant, 100, paid_on=DAY - timedelta(days=1))
+    assert disburse(grant, 100, paid_on=DAY) == 1
+
+
+def test_a_tranche_reversal_dated_before_the_tranche_is_refused(
+    committed_grant: Propose, disburse: Disburse
+) -> None:
+    grant = committed_grant()
+    disburse(grant, 100, paid_on=DAY + timedelta(days=2))
+    with pytest.raises(InvalidField):
+        grant.reverse_disbursement(
+            tranche_no=1, reason="x", reversed_on=DAY + timedelta(days=1), actor="treasurer"
+        )
+    grant.reverse_disbursement(
+        tranche_no=1, reason="x", reversed_on=DAY + timedelta(days=2), actor="treasurer"
+    )

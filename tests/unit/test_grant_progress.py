@@ -13,6 +13,7 @@ from ledger.domain.grant import EVIDENCE_PER_NOTE_MAX, Grant
 
 DAY = date(2024, 3, 15)  # the builders' day: proposed, approved and committed
 SHA_A = "a" * 64
+COMMITTEE = ["alice", "bob", "carol"]
 SHA_B = "b" * 64
 
 
@@ -56,7 +57,7 @@ def test_progress_notes_replay(committed_grant: Any, propose_grant: Any, replaye
         grant.approve(member=member, committee=["alice", "bob", "carol"], note="", approved_on=DAY)
     grant.commit(committed_on=DAY, actor="carol")
     progress(grant)
-    grant.close(reason="done", closed_on=date(2024, 6, 1), actor="alice")
+    grant.close(reason="done", closed_on=date(2024, 6, 1), actor="alice", committee=COMMITTEE)
     progress(grant, final=True, reported_on=date(2024, 6, 2))
     rebuilt = replayed(grant.collect_events())
     assert rebuilt.__dict__ == grant.__dict__
@@ -67,7 +68,7 @@ def test_progress_notes_replay(committed_grant: Any, propose_grant: Any, replaye
 def test_no_progress_on_a_grant_never_committed(propose_grant: Any, status: str) -> None:
     grant = propose_grant()
     if status == "rejected":
-        grant.reject(reason="no", rejected_on=DAY, actor="bob")
+        grant.reject(reason="no", rejected_on=DAY, actor="bob", committee=COMMITTEE)
     with pytest.raises(InvalidState):
         progress(grant)
 
@@ -76,13 +77,15 @@ def test_a_final_account_waits_for_the_end(committed_grant: Any) -> None:
     grant = committed_grant()
     with pytest.raises(InvalidState, match="final account"):
         progress(grant, final=True)
-    grant.cancel(reason="村里改了计划", cancelled_on=date(2024, 4, 1), actor="bob")
+    grant.cancel(
+        reason="村里改了计划", cancelled_on=date(2024, 4, 1), actor="bob", committee=COMMITTEE
+    )
     assert progress(grant, final=True) == 1
 
 
 def test_progress_on_an_ended_grant_is_allowed(committed_grant: Any) -> None:
     grant = committed_grant()
-    grant.close(reason="done", closed_on=date(2024, 4, 1), actor="bob")
+    grant.close(reason="done", closed_on=date(2024, 4, 1), actor="bob", committee=COMMITTEE)
     assert progress(grant) == 1
 
 
@@ -135,7 +138,7 @@ def test_the_grant_says_what_it_must_publish(committed_grant: Any, propose_grant
     progress(grant, reported_on=date(2024, 9, 1))
     assert grant.disclosure(date(2024, 9, 16), ended_on=None).update_due_on == date(2024, 12, 1)
     end = date(2024, 10, 1)
-    grant.close(reason="done", closed_on=end, actor="bob")
+    grant.close(reason="done", closed_on=end, actor="bob", committee=COMMITTEE)
     assert grant.disclosure(date(2025, 1, 2), ended_on=end).status == OVERDUE
     progress(grant, reported_on=date(2025, 1, 2), final=True)
     assert grant.disclosure(date(2025, 1, 2), ended_on=end).status == DONE

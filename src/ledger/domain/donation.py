@@ -14,7 +14,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.common import NAME_LEN_MAX, TEXT_LEN_MAX, check_text
+from ledger.domain.common import NAME_LEN_MAX, TEXT_LEN_MAX, check_optional_text, check_text
 from ledger.domain.errors import (
     AlreadyReversed,
     InvalidField,
@@ -57,7 +57,7 @@ def public_name_for(*, name: str | None, anonymous: bool, public_name: str | Non
     if anonymous:
         return ANONYMOUS_LABEL
     if public_name:
-        return check_text("donor public_name", public_name, max_len=NAME_LEN_MAX).strip()
+        return check_text("donor public_name", public_name, max_len=NAME_LEN_MAX)
     if name:
         return mask_name(name)
     return ANONYMOUS_LABEL
@@ -73,10 +73,16 @@ def check_in_kind(channel: str, in_kind: dict[str, str] | None) -> dict[str, str
             )
         return {
             "description": check_text(
-                "in_kind description", in_kind.get("description"), max_len=TEXT_LEN_MAX
+                "in_kind description",
+                in_kind.get("description"),
+                max_len=TEXT_LEN_MAX,
+                multiline=True,
             ),
             "valuation_basis": check_text(
-                "in_kind valuation_basis", in_kind.get("valuation_basis"), max_len=TEXT_LEN_MAX
+                "in_kind valuation_basis",
+                in_kind.get("valuation_basis"),
+                max_len=TEXT_LEN_MAX,
+                multiline=True,
             ),
         }
     if in_kind:
@@ -134,9 +140,11 @@ class Donation(Aggregate):
     ) -> Donation:
         check_amount(amount_minor)
         in_kind = check_in_kind(channel, in_kind)
-        if external_ref is not None:
-            check_text("external_ref", external_ref, max_len=EXTERNAL_REF_LEN_MAX)
-        check_text("note", note, max_len=TEXT_LEN_MAX, required=False)
+        external_ref = check_optional_text(
+            "external_ref", external_ref, max_len=EXTERNAL_REF_LEN_MAX
+        )
+        note = check_text("note", note, max_len=TEXT_LEN_MAX, required=False, multiline=True)
+        donor_public_name = check_text("donor public_name", donor_public_name, max_len=NAME_LEN_MAX)
         # The library's ``_create`` with the event class itself: calling ``cls(...)`` costs a
         # second round of argument checks in the library for the same event.
         return cls._create(
@@ -222,7 +230,7 @@ class Donation(Aggregate):
         request_sha256: str,
     ) -> None:
         check_amount(amount_minor)
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         if self.reversed:
             raise AlreadyReversed(f"donation {self.receipt_no} is reversed", id=str(self.id))
         if amount_minor > self.remaining_minor:
@@ -261,7 +269,7 @@ class Donation(Aggregate):
 
     def reverse(self, *, reason: str, reversed_on: date, actor: str) -> int:
         """Reverse the donation whole; returns the amount taken back (what was not refunded)."""
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         if self.reversed:
             raise AlreadyReversed(
                 f"donation {self.receipt_no} is already reversed", id=str(self.id)

@@ -10,6 +10,7 @@ the problem ``type`` (HTTP) and in one-line messages (CLI)::
     ├── Forbidden               separation of duties (self-approval)     → 403
     ├── RuleViolated            a domain rule refuses the command        → 409
     │   ├── InsufficientFunds, GrantOverdrawn, RefundTooLarge, PeriodClosed, ...
+    │   ├── FigureLimitReached     a fund's running figure would pass FIGURE_MINOR_MAX
     │   └── IdempotencyKeyReused
     └── Conflict                concurrent writers kept winning          → 409
 
@@ -69,6 +70,11 @@ class InvalidDate(InvalidInput):
 class DateInFuture(InvalidDate):
     slug = "date-in-future"
     title = "Business date in the future"
+
+
+class DateTooEarly(InvalidDate):
+    slug = "date-too-early"
+    title = "Business date before the window the fund allows"
 
 
 class UnknownPurpose(InvalidInput):
@@ -144,6 +150,11 @@ class InsufficientFunds(RuleViolated):
 class GrantOverdrawn(RuleViolated):
     slug = "grant-overdrawn"
     title = "Disbursements would exceed the committed amount"
+
+
+class FigureLimitReached(RuleViolated):
+    slug = "figure-limit-reached"
+    title = "A running figure of the fund would pass the ledger's bound"
 
 
 class RefundTooLarge(RuleViolated):

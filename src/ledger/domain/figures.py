@@ -17,7 +17,8 @@ from which::
     available = received - refunded - committed + released - expenses
               = on_hand - (committed - released - disbursed)     (committed, not yet paid)
 
-``available`` never goes below zero. Each of the Fund's money events moves exactly one
+``available`` never goes below zero, and no figure of a fund's totals goes above
+``FIGURE_MINOR_MAX`` (see there). Each of the Fund's money events moves exactly one
 figure (``EFFECTS``, by event name); everything that adds figures up — the aggregate, every
 read model, the queries and reports, the offline verifier — applies this table and these
 formulas, and writes them nowhere else.
@@ -30,6 +31,19 @@ from dataclasses import dataclass
 from typing import Final
 
 UNRESTRICTED: Final = ""
+
+# The bound on every running figure, in minor units: each of the six figures of a fund's
+# totals (so of each purpose, of each month's flows, of a grant: they are parts of them),
+# and with them the journal's running balance (at most what was received). Every store and
+# export holds it exactly: SQLite INTEGER and PostgreSQL BIGINT hold 2^63 - 1 =
+# 9_223_372_036_854_775_807 (about 9.2 * 10^18), and the sums the read models and reports
+# make of these figures (spending = disbursed + expenses, on_hand, available) stay below
+# 2 * 10^17: more than 40 times inside. 10^17 minor units is 10^15 yuan for CNY (10^17
+# yen for JPY): a hundred entries of the largest amount one entry may carry
+# (``ledger.domain.money.AMOUNT_MINOR_MAX``, 10^15). A command that would take a figure
+# past it is refused (``FigureLimitReached``, 409) and records nothing.
+FIGURE_MINOR_MAX: Final = 10**17
+INT64_MAX: Final = 2**63 - 1
 FIGURE_NAMES: Final = ("received", "refunded", "committed", "released", "disbursed", "expenses")
 DERIVED_NAMES: Final = ("on_hand", "available")
 EXPENSE_CATEGORIES: Final = ("program", "administration", "fundraising")
@@ -109,6 +123,16 @@ def apply_effect(figures: MutableMapping[str, int], event_name: str, amount_mino
     """Move the figure that the money event ``event_name`` moves."""
     effect = EFFECTS[event_name]
     figures[effect.figure] += effect.sign * amount_minor
+
+
+def room_left(figure_sets: Iterable[Mapping[str, int]], event_name: str) -> int | None:
+    """How much more the money event ``event_name`` may add to a fund whose purposes and
+    unrestricted money hold ``figure_sets`` before a figure of its totals passes
+    ``FIGURE_MINOR_MAX``; None if the event takes away (it cannot pass it)."""
+    effect = EFFECTS[event_name]
+    if effect.sign < 0:
+        return None
+    return FIGURE_MINOR_MAX - sum(figures[effect.figure] for figures in figure_sets)
 
 
 def with_derived(figures: Mapping[str, int]) -> dict[str, int]:

@@ -20,7 +20,7 @@ records it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -33,11 +33,13 @@ from ledger.domain.common import (
     PERIOD_RE,
     PURPOSES_MAX,
     TEXT_LEN_MAX,
+    check_business_date,
     check_date,
     check_period_open,
     check_slug,
     check_text,
     fund_id,
+    identity_key,
     period_of,
 )
 from ledger.domain.credit_code import check_credit_code
@@ -45,6 +47,7 @@ from ledger.domain.errors import (
     AlreadyReversed,
     DuplicateCode,
     ExpenseNotFound,
+    FigureLimitReached,
     InsufficientFunds,
     InvalidDate,
     InvalidField,
@@ -52,11 +55,14 @@ from ledger.domain.errors import (
     UnknownPurpose,
 )
 from ledger.domain.figures import (
+    EFFECTS,
     EXPENSE_CATEGORIES,
+    FIGURE_MINOR_MAX,
     UNRESTRICTED,
     apply_effect,
     available_of,
     on_hand_of,
+    room_left,
     total_of,
     zero_figures,
 )
@@ -68,9 +74,12 @@ def check_committee(committee: object, approvals_required: object) -> tuple[list
         raise InvalidField(
             f"committee must be a list of at most {COMMITTEE_SIZE_MAX} names", field="committee"
         )
-    members = [check_text("committee member", m, max_len=NAME_LEN_MAX).strip() for m in committee]
-    if len(set(members)) != len(members):
-        raise InvalidField("committee members must be distinct", field="committee")
+    members = [check_text("committee member", m, max_len=NAME_LEN_MAX) for m in committee]
+    if len({identity_key(m) for m in members}) != len(members):
+        raise InvalidField(
+            "committee members must be distinct (compared in NFC)",
+            field="committee",
+        )
     if (
         isinstance(approvals_required, bool)
         or not isinstance(approvals_required, int)
@@ -95,6 +104,7 @@ class Expense:
     category: str
     reversed: bool
     request_sha256: str
+    paid_on: str = ""  # ISO date; "" in snapshots taken before it was kept
 
 
 class Fund(Aggregate):
@@ -145,16 +155,23 @@ class Fund(Aggregate):
         request_sha256: str,
     ) -> Fund:
         check_slug("slug", slug)
-        check_text("name", name, max_len=NAME_LEN_MAX)
+        name = check_text("name", name, max_len=NAME_LEN_MAX)
         exponent_of(currency)
-        check_text("description", description, max_len=TEXT_LEN_MAX, required=False)
-        check_text("host", host, max_len=NAME_LEN_MAX)
+        description = check_text(
+            "description", description, max_len=TEXT_LEN_MAX, required=False, multiline=True
+        )
+        host = check_text("host", host, max_len=NAME_LEN_MAX)
         members, approvals_required = check_committee(committee, approvals_required)
         if len(purposes) > PURPOSES_MAX:
             raise InvalidField(f"at most {PURPOSES_MAX} purposes", field="purposes")
         codes = [check_slug("purpose code", p.get("code"), CODE_RE) for p in purposes]
-        for p in purposes:
-            check_text("purpose name", p.get("name"), max_len=NAME_LEN_MAX)
+        purposes = [
+            {
+                "code": p["code"],
+                "name": check_text("purpose name", p.get("name"), max_len=NAME_LEN_MAX),
+            }
+            for p in purposes
+        ]
         if len(set(codes)) != len(codes):
             raise DuplicateCode("purpose codes must be distinct", field="purposes")
         return cls(
@@ -222,8 +239,36 @@ class Fund(Aggregate):
     def totals(self) -> dict[str, int]:
         return total_of(self.figures.values())
 
+    def opened_on(self, tz: tzinfo) -> date:
+        """The day the fund was opened, in the time zone ``tz``."""
+        opened_at: datetime = self.created_on
+        return opened_at.astimezone(tz).date()
+
+    def check_business_date(self, label: str, day: date, *, today: date, tz: tzinfo) -> date:
+        """``day`` is a date an entry of this fund may carry: not in the future (``today``,
+        in ``tz``), not more than ``BUSINESS_DATE_GRACE_DAYS`` before the fund was opened."""
+        # (never later than ``today``: a clock set back, as in a rehearsal, moves it too)
+        opened_on = min(self.opened_on(tz), today)
+        return check_business_date(label, day, opened_on=opened_on, today=today)
+
     def check_open(self, day: date) -> None:
         check_period_open(self.closed_periods, day)
+
+    def _need_room(self, event_name: str, amount_minor: int) -> None:
+        """Refuse an entry that would take a figure of the fund's totals (and so of a
+        purpose, a month, a grant or the journal's balance) past ``FIGURE_MINOR_MAX``."""
+        room = room_left(self.figures.values(), event_name)
+        if room is not None and amount_minor > room:
+            figure = EFFECTS[event_name].figure
+            raise FigureLimitReached(
+                f"this entry would take the fund's {figure} past "
+                f"{format_amount(FIGURE_MINOR_MAX, currency=self.currency)}, the most a "
+                f"running figure may reach; "
+                f"{format_amount(max(room, 0), currency=self.currency)} is left",
+                figure=figure,
+                room=format_amount(max(room, 0), currency=self.currency),
+                limit=format_amount(FIGURE_MINOR_MAX, currency=self.currency),
+            )
 
     def _need_available(self, purpose: str, amount_minor: int, what: str) -> None:
         available = self.available_minor(purpose)
@@ -242,7 +287,7 @@ class Fund(Aggregate):
 
     def add_purpose(self, *, code: str, name: str, actor: str) -> None:
         check_slug("purpose code", code, CODE_RE)
-        check_text("purpose name", name, max_len=NAME_LEN_MAX)
+        name = check_text("purpose name", name, max_len=NAME_LEN_MAX)
         if code in self.purposes:
             raise DuplicateCode(f"fund {self.slug} already has purpose {code!r}", purpose=code)
         if len(self.purposes) >= PURPOSES_MAX:
@@ -304,6 +349,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         code = self.check_purpose(purpose)
         self.check_open(received_on)
+        self._need_room("DonationCredited", amount_minor)
         year = str(received_on.year)
         receipt_no = f"{self.slug}-{year}-{self.receipt_seq.get(year, 0) + 1:06d}"
         # Triggered directly, not through an ``@event`` method: the library's decorated-method
@@ -345,6 +391,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         self.check_open(refunded_on)
         self._need_available(purpose, amount_minor, "refund")
+        self._need_room("DonationRefundDebited", amount_minor)
         self._donation_refund_debited(
             donation_id=donation_id,
             refund_id=refund_id,
@@ -373,6 +420,7 @@ class Fund(Aggregate):
         check_amount(amount_minor, allow_zero=True)
         self.check_open(reversed_on)
         self._need_available(purpose, amount_minor, "reversal")
+        self._need_room("DonationReversalDebited", amount_minor)
         self._donation_reversal_debited(
             donation_id=donation_id,
             amount_minor=amount_minor,
@@ -395,6 +443,7 @@ class Fund(Aggregate):
         check_amount(amount_minor)
         self.check_open(committed_on)
         self._need_available(purpose, amount_minor, "grant")
+        self._need_room("GrantCommitted", amount_minor)
         self._grant_committed(
             grant_id=grant_id,
             amount_minor=amount_minor,
@@ -423,6 +472,7 @@ class Fund(Aggregate):
         the grant checks that the tranche stays within its commitment)."""
         check_amount(amount_minor)
         self.check_open(paid_on)
+        self._need_room("DisbursementDebited", amount_minor)
         self._disbursement_debited(
             grant_id=grant_id,
             tranche_no=tranche_no,
@@ -482,6 +532,7 @@ class Fund(Aggregate):
     ) -> None:
         check_amount(amount_minor)
         self.check_open(released_on)
+        self._need_room("GrantReleased", amount_minor)
         self._grant_released(
             grant_id=grant_id,
             amount_minor=amount_minor,
@@ -516,11 +567,12 @@ class Fund(Aggregate):
             raise InvalidField(
                 f"category must be one of {', '.join(EXPENSE_CATEGORIES)}", field="category"
             )
-        check_text("payee", payee, max_len=NAME_LEN_MAX)
-        check_text("description", description, max_len=TEXT_LEN_MAX)
+        payee = check_text("payee", payee, max_len=NAME_LEN_MAX)
+        description = check_text("description", description, max_len=TEXT_LEN_MAX, multiline=True)
         code = self.check_purpose(purpose)
         self.check_open(paid_on)
         self._need_available(code, amount_minor, "expense")
+        self._need_room("ExpenseRecorded", amount_minor)
         self._expense_recorded(
             expense_id=expense_id,
             amount_minor=amount_minor,
@@ -553,6 +605,7 @@ class Fund(Aggregate):
             category=category,
             reversed=False,
             request_sha256=request_sha256,
+            paid_on=occurred_on,
         )
 
     def reverse_expense(
@@ -563,8 +616,14 @@ class Fund(Aggregate):
             raise ExpenseNotFound(f"no expense {expense_id} in fund {self.slug}", id=expense_id)
         if expense.reversed:
             raise AlreadyReversed(f"expense {expense_id} is already reversed", id=expense_id)
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         self.check_open(reversed_on)
+        if reversed_on.isoformat() < expense.paid_on:
+            raise InvalidField(
+                f"an expense reversal cannot predate the expense ({expense.paid_on})",
+                field="reversed_on",
+                earliest=expense.paid_on,
+            )
         self._expense_reversed(
             expense_id=expense_id,
             amount_minor=expense.amount_minor,

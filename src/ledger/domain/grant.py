@@ -27,7 +27,15 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ledger.domain.common import NAME_LEN_MAX, SHA256_HEX_RE, TEXT_LEN_MAX, check_text
+from ledger.domain.common import (
+    NAME_LEN_MAX,
+    SHA256_HEX_RE,
+    TEXT_LEN_MAX,
+    check_optional_text,
+    check_text,
+    identity_key,
+    member_of,
+)
 from ledger.domain.disclosure import Disclosure, disclosure_due
 from ledger.domain.errors import (
     AlreadyApproved,
@@ -141,11 +149,12 @@ class Grant(Aggregate):
         request_sha256: str,
     ) -> Grant:
         check_amount(amount_minor)
-        check_text("title", title, max_len=NAME_LEN_MAX)
-        check_text("description", description, max_len=TEXT_LEN_MAX, required=False)
-        check_text("grantee name", grantee_name, max_len=NAME_LEN_MAX)
-        if grantee_id is not None:
-            check_text("grantee id", grantee_id, max_len=NAME_LEN_MAX)
+        title = check_text("title", title, max_len=NAME_LEN_MAX)
+        description = check_text(
+            "description", description, max_len=TEXT_LEN_MAX, required=False, multiline=True
+        )
+        grantee_name = check_text("grantee name", grantee_name, max_len=NAME_LEN_MAX)
+        grantee_id = check_optional_text("grantee id", grantee_id, max_len=NAME_LEN_MAX)
         return cls(
             id=id,
             fund_id=fund_id,
@@ -217,6 +226,18 @@ class Grant(Aggregate):
 
     # -- decisions ---------------------------------------------------------------------------
 
+    def need_member(self, committee: list[str], name: str) -> str:
+        """The member of the grant's fund's ``committee`` that ``name`` is (as recorded there),
+        or ``NotCommitteeMember``: every committee decision on a grant asks this first."""
+        member = member_of(committee, name)
+        if member is None:
+            raise NotCommitteeMember(
+                f"{name!r} is not on the committee of the fund {self.fund_slug}",
+                member=name,
+                fund=self.fund_slug,
+            )
+        return member
+
     def approve(
         self,
         *,
@@ -226,15 +247,15 @@ class Grant(Aggregate):
         approved_on: date,
     ) -> None:
         self._need_status(PROPOSED, doing="approve")
-        if member not in committee:
-            raise NotCommitteeMember(f"{member!r} is not on the committee", member=member)
-        if member == self.proposer:
+        member = self.need_member(committee, member)
+        key = identity_key(member)
+        if key == identity_key(self.proposer):
             raise SelfApproval(
                 "the proposer of a grant may not approve it", member=member, id=str(self.id)
             )
-        if any(a["member"] == member for a in self.approvals):
+        if any(identity_key(a["member"]) == key for a in self.approvals):
             raise AlreadyApproved(f"{member!r} has already approved this grant", member=member)
-        check_text("note", note, max_len=TEXT_LEN_MAX, required=False)
+        note = check_text("note", note, max_len=TEXT_LEN_MAX, required=False, multiline=True)
         self._approved(member=member, note=note, occurred_on=approved_on.isoformat(), actor=member)
 
     @event("Approved")
@@ -243,7 +264,8 @@ class Grant(Aggregate):
 
     def approvals_from(self, committee: list[str]) -> int:
         """Approvals that count: from members still on the committee."""
-        return sum(1 for a in self.approvals if a["member"] in committee)
+        members = {identity_key(m) for m in committee}
+        return len({identity_key(a["member"]) for a in self.approvals} & members)
 
     def commit(self, *, committed_on: date, actor: str) -> None:
         self._need_status(PROPOSED, doing="commit")
@@ -257,9 +279,16 @@ class Grant(Aggregate):
         self.committed_minor = amount_minor
         self.committed_on = occurred_on
 
-    def reject(self, *, reason: str, rejected_on: date, actor: str) -> None:
+    @property
+    def commitment_date(self) -> str | None:
+        """The business day the grant was committed (None: not committed, or a snapshot
+        taken before the day was kept)."""
+        return getattr(self, "committed_on", None)
+
+    def reject(self, *, reason: str, rejected_on: date, actor: str, committee: list[str]) -> None:
+        actor = self.need_member(committee, actor)
         self._need_status(PROPOSED, doing="reject")
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         self._rejected(reason=reason, occurred_on=rejected_on.isoformat(), actor=actor)
 
     @event("Rejected")
@@ -267,10 +296,12 @@ class Grant(Aggregate):
         self.status = REJECTED
         self.closing_reason = reason
 
-    def cancel(self, *, reason: str, cancelled_on: date, actor: str) -> int:
-        """Cancel a committed grant; returns the amount released back to the fund."""
+    def cancel(self, *, reason: str, cancelled_on: date, actor: str, committee: list[str]) -> int:
+        """Cancel a committed grant (a committee decision); returns the amount released back
+        to the fund."""
+        actor = self.need_member(committee, actor)
         self._need_status(COMMITTED, doing="cancel")
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         released = self.remaining_minor
         self._cancelled(
             reason=reason,
@@ -286,10 +317,16 @@ class Grant(Aggregate):
         self.closing_reason = reason
         self.released_minor += released_minor
 
-    def close(self, *, reason: str, closed_on: date, actor: str) -> int:
-        """Close a committed grant; returns the unspent amount released back to the fund."""
+    def close(
+        self, *, reason: str, closed_on: date, actor: str, committee: list[str] | None
+    ) -> int:
+        """Close a committed grant; returns the unspent amount released back to the fund.
+        ``committee``: the fund's, when a committee member closes it (checked); None when
+        the fund's treasurer does (the edge binds treasurers to their funds)."""
+        if committee is not None:
+            actor = self.need_member(committee, actor)
         self._need_status(COMMITTED, doing="close")
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
         released = self.remaining_minor
         self._closed(
             reason=reason,
@@ -338,11 +375,18 @@ class Grant(Aggregate):
             raise InvalidField(
                 f"method must be one of {', '.join(DISBURSEMENT_METHODS)}", field="method"
             )
-        check_text("reference", reference, max_len=REFERENCE_LEN_MAX)
+        reference = check_text("reference", reference, max_len=REFERENCE_LEN_MAX)
         if evidence_sha256 is not None and not (
             isinstance(evidence_sha256, str) and SHA256_HEX_RE.fullmatch(evidence_sha256)
         ):
             raise InvalidField("evidence_sha256 must be 64 lowercase hex digits", field="evidence")
+        committed_on = self.commitment_date
+        if committed_on is not None and paid_on.isoformat() < committed_on:
+            raise InvalidField(
+                f"a tranche cannot predate its grant's commitment ({committed_on})",
+                field="paid_on",
+                earliest=committed_on,
+            )
         if len(self.tranches) >= TRANCHES_MAX:
             raise InvalidState(f"a grant has at most {TRANCHES_MAX} tranches", id=str(self.id))
         remaining = self.remaining_minor
@@ -407,7 +451,13 @@ class Grant(Aggregate):
             raise AlreadyReversed(
                 f"tranche {tranche_no} is already reversed", tranche_no=tranche_no
             )
-        check_text("reason", reason, max_len=TEXT_LEN_MAX)
+        reason = check_text("reason", reason, max_len=TEXT_LEN_MAX, multiline=True)
+        if reversed_on.isoformat() < tranche.paid_on:
+            raise InvalidField(
+                f"a tranche reversal cannot predate the tranche ({tranche.paid_on})",
+                field="reversed_on",
+                earliest=tranche.paid_on,
+            )
         amount_minor = tranche.amount_minor
         released = 0 if self.status == COMMITTED else amount_minor
         self._disbursement_reversed(
@@ -467,7 +517,7 @@ class Grant(Aggregate):
                 status=self.status,
                 id=str(self.id),
             )
-        note = check_text("note", note, max_len=TEXT_LEN_MAX)  # as the text policy keeps it
+        note = check_text("note", note, max_len=TEXT_LEN_MAX, multiline=True)
         evidence = check_evidence(evidence_sha256)
         if reported_on.isoformat() < self.proposed_on:
             raise InvalidDate(

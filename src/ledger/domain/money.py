@@ -33,7 +33,8 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 
 # The largest amount one entry may carry: 10^15 minor units (10 trillion yuan). A signed
 # 64-bit column holds about 9.2 * 10^18, so some 9,200 such entries could overflow a running
-# sum: the bound of one entry does not bound a fund's figures by itself.
+# sum: the bound of one entry does not bound a fund's figures by itself. That is
+# ``ledger.domain.figures.FIGURE_MINOR_MAX`` (10^17), checked by every money command.
 AMOUNT_MINOR_MAX = 10**15
 
 _DECIMAL_RE = re.compile(r"^(?P<sign>-)?(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]{1,18}))?$")

@@ -387,7 +387,8 @@ class Bulk:
 
     def reject(self, *, grant_id: str, member: str, day: date) -> None:
         grant = self.grants.pop(grant_id)
-        grant.reject(reason="不在资助范围", rejected_on=day, actor=member)
+        committee = self.funds[grant.fund_slug].committee
+        grant.reject(reason="不在资助范围", rejected_on=day, actor=member, committee=committee)
         self._collect(grant)
 
     def disburse(
@@ -449,10 +450,12 @@ class Bulk:
         fund = self.funds[grant.fund_slug]
         if cancel:
             actor = COMMITTEE[0]
-            released = grant.cancel(reason="项目取消", cancelled_on=day, actor=actor)
+            released = grant.cancel(
+                reason="项目取消", cancelled_on=day, actor=actor, committee=fund.committee
+            )
         else:
             actor = TREASURER
-            released = grant.close(reason="项目完成", closed_on=day, actor=actor)
+            released = grant.close(reason="项目完成", closed_on=day, actor=actor, committee=None)
         if released:
             fund.release_grant(
                 grant_id=grant_id,
