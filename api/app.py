@@ -23,7 +23,18 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.staticfiles import StaticFiles
 
-from api import audit, donations, expenses, funds, grants, health, ledgerfiles, pages, reports
+from api import (
+    audit,
+    donations,
+    expenses,
+    funds,
+    giving360,
+    grants,
+    health,
+    ledgerfiles,
+    pages,
+    reports,
+)
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
@@ -52,6 +63,7 @@ ROUTERS = (
     expenses.router,
     reports.router,
     ledgerfiles.router,
+    giving360.router,
     audit.router,
 )
 

@@ -3,7 +3,8 @@
 Each route takes exactly one caller alias (its access policy, see ``api.auth``):
 ``PublicCaller`` (no token needed), ``ReaderCaller`` (no token needed; auditors, treasurers
 and admins see more), ``AdminCaller``, ``AuditorCaller``, ``TreasurerCaller``, ``CommitteeCaller``,
-``ProposerCaller`` (treasurer or committee), ``CloserCaller`` (committee or treasurer).
+``ProposerCaller`` (treasurer or committee), ``CloserCaller`` (committee or treasurer),
+``ReporterCaller`` (treasurer or committee: progress notes).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ TREASURERS = Access(TREASURER)
 COMMITTEES = Access(COMMITTEE)
 PROPOSERS = Access(TREASURER, COMMITTEE)
 CLOSERS = Access(COMMITTEE, TREASURER)
+REPORTERS = Access(TREASURER, COMMITTEE)
 
 PublicCaller = Annotated[Caller | None, Depends(PUBLIC)]
 ReaderCaller = Annotated[Caller | None, Depends(READER)]
@@ -43,6 +45,7 @@ TreasurerCaller = Annotated[Caller, Depends(TREASURERS)]
 CommitteeCaller = Annotated[Caller, Depends(COMMITTEES)]
 ProposerCaller = Annotated[Caller, Depends(PROPOSERS)]
 CloserCaller = Annotated[Caller, Depends(CLOSERS)]
+ReporterCaller = Annotated[Caller, Depends(REPORTERS)]
 
 IdempotencyKey = Annotated[str, Depends(idempotency_key)]
 

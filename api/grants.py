@@ -1,10 +1,11 @@
-"""Grants: propose, approve, reject, cancel, close; pay tranches and reverse them; read."""
+"""Grants: propose, approve, reject, cancel, close; pay tranches and reverse them; record
+progress notes; read (with what each grant must publish: its disclosure)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from api.auth import Caller
 from api.deps import (
@@ -16,6 +17,7 @@ from api.deps import (
     Limit,
     ProposerCaller,
     PublicCaller,
+    ReporterCaller,
     ServicesDep,
     TreasurerCaller,
 )
@@ -30,11 +32,15 @@ from api.schemas import (
     GrantIn,
     GrantOut,
     GrantPage,
+    ProgressCreated,
+    ProgressIn,
     ReasonIn,
     ReversalIn,
 )
-from api.views import disbursement_created, grant_out_from_aggregate
+from api.tokens import COMMITTEE
+from api.views import disbursement_created, grant_out_from_aggregate, progress_created
 from api.writes import Services
+from ledger.domain.disclosure import DISCLOSURE_STATUSES
 from ledger.domain.errors import GrantNotFound
 from ledger.domain.grant import TRANCHES_MAX
 from projections.queries import fund_row
@@ -44,6 +50,14 @@ router = APIRouter(tags=["grants"])
 GrantIdPath = Annotated[str, Path(max_length=64, description="The grant's id")]
 TrancheNoPath = Annotated[int, Path(ge=1, le=TRANCHES_MAX, description="The tranche's number")]
 ENDING = problem_responses(401, 403, 404, 409, 413, 422)
+DisclosureQuery = Annotated[
+    str | None,
+    Query(
+        pattern="^(" + "|".join(DISCLOSURE_STATUSES) + ")$",
+        description="Only grants whose disclosure is this today (overdue: what the fund has "
+        "not published in time)",
+    ),
+]
 
 
 def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str, str]:
@@ -60,7 +74,11 @@ def _grant_fund(services: Services, caller: Caller, grant_id: str) -> tuple[str,
 
 
 def _current(services: Services, grant_id: str) -> GrantOut:
-    return grant_out_from_aggregate(services.ledger.get_grant(grant_id))
+    ledger = services.ledger
+    grant = ledger.get_grant(grant_id)
+    return grant_out_from_aggregate(
+        grant, today=ledger.today(), ended_on=ledger.grant_ended_on(grant)
+    )
 
 
 @router.post(
@@ -101,7 +119,7 @@ def propose_grant(
 @router.get(
     "/api/funds/{slug}/grants",
     response_model=GrantPage,
-    summary="A fund's grants with approvals and tranches, newest first",
+    summary="A fund's grants with approvals, tranches, progress and disclosure, newest first",
     responses=problem_responses(401, 404, 422),
 )
 def list_grants(
@@ -110,11 +128,18 @@ def list_grants(
     services: ServicesDep,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
+    disclosure: DisclosureQuery = None,
 ) -> GrantPage:
     with services.read() as conn:
         fund = fund_row(conn, slug)
         items, next_cursor = grant_page(
-            conn, fund["fund_id"], limit=limit, cursor=cursor, cursors=services.cursors
+            conn,
+            fund["fund_id"],
+            limit=limit,
+            cursor=cursor,
+            cursors=services.cursors,
+            today=services.ledger.today(),
+            disclosure=disclosure,
         )
     return GrantPage(items=items, next_cursor=next_cursor)
 
@@ -122,12 +147,12 @@ def list_grants(
 @router.get(
     "/api/grants/{grant_id}",
     response_model=GrantOut,
-    summary="A grant with its approvals and tranches",
+    summary="A grant with its approvals, tranches, progress notes and disclosure",
     responses=problem_responses(401, 404, 422),
 )
 def get_grant(_: PublicCaller, grant_id: GrantIdPath, services: ServicesDep) -> GrantOut:
     with services.read() as conn:
-        return grant_out(conn, grant_id)
+        return grant_out(conn, grant_id, today=services.ledger.today())
 
 
 @router.post(
@@ -259,3 +284,37 @@ def reverse_disbursement(
         )
     )
     return _current(services, grant_id)
+
+
+@router.post(
+    "/api/grants/{grant_id}/progress",
+    status_code=201,
+    response_model=ProgressCreated,
+    summary="Record a dated progress note (final: the final account of an ended grant)",
+    responses={**REPLAYED, **problem_responses(400, 401, 403, 404, 409, 413, 422)},
+)
+def record_progress(
+    caller: ReporterCaller,
+    key: IdempotencyKey,
+    grant_id: GrantIdPath,
+    body: ProgressIn,
+    services: ServicesDep,
+    response: Response,
+) -> ProgressCreated:
+    _grant_fund(services, caller, grant_id)
+    recorded = services.write(
+        lambda: services.ledger.record_progress(
+            grant_id=grant_id,
+            key=key,
+            reported_on=body.on,
+            note=body.note,
+            evidence_sha256=list(body.evidence_sha256),
+            final=body.final,
+            actor=caller.name,
+            as_committee_member=caller.role == COMMITTEE,
+        )
+    )
+    if not recorded.created:
+        response.status_code = 200
+    progress = recorded.value
+    return progress_created(progress.grant, progress.progress_no)

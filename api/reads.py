@@ -10,7 +10,7 @@ Cursors are opaque to clients: the last row's sort key, signed for its list and 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
@@ -18,8 +18,10 @@ from sqlalchemy import Connection, and_, or_, select
 from api.cursors import CursorSigner
 from api.errors import InvalidCursor
 from api.schemas import FundOut, GrantOut
-from api.views import fund_view, grant_view
+from api.views import disclosure_of_row, fund_view, grant_view
+from ledger.domain.disclosure import NOT_STARTED, OVERDUE
 from ledger.domain.errors import DonationNotFound, ExpenseNotFound, GrantNotFound
+from ledger.domain.grant import COMMITTED, ENDED_STATUSES
 from projections.queries import fund_figures, fund_row, purpose_names
 from projections.tables import LIVE
 
@@ -103,10 +105,10 @@ def donation_row(conn: Connection, donation_id: str) -> dict[str, Any]:
 # -- grants ------------------------------------------------------------------------------------
 
 
-def _grants_out(conn: Connection, rows: list[dict[str, Any]]) -> list[GrantOut]:
+def _grants_out(conn: Connection, rows: list[dict[str, Any]], *, today: date) -> list[GrantOut]:
     if not rows:
         return []
-    a, t = LIVE.grant_approvals, LIVE.grant_tranches
+    a, t, p = LIVE.grant_approvals, LIVE.grant_tranches, LIVE.grant_progress
     ids = [r["grant_id"] for r in rows]
     approvals: dict[str, list[dict[str, Any]]] = {}
     for ar in conn.execute(
@@ -118,8 +120,19 @@ def _grants_out(conn: Connection, rows: list[dict[str, Any]]) -> list[GrantOut]:
         select(t).where(t.c.grant_id.in_(ids)).order_by(t.c.grant_id, t.c.tranche_no)
     ).mappings():
         tranches.setdefault(tr["grant_id"], []).append(dict(tr))
+    progress: dict[str, list[dict[str, Any]]] = {}
+    for pr in conn.execute(
+        select(p).where(p.c.grant_id.in_(ids)).order_by(p.c.grant_id, p.c.progress_no)
+    ).mappings():
+        progress.setdefault(pr["grant_id"], []).append(dict(pr))
     return [
-        grant_view(r, approvals.get(r["grant_id"], []), tranches.get(r["grant_id"], []))
+        grant_view(
+            r,
+            approvals.get(r["grant_id"], []),
+            tranches.get(r["grant_id"], []),
+            progress.get(r["grant_id"], []),
+            today=today,
+        )
         for r in rows
     ]
 
@@ -132,28 +145,38 @@ def grant_row(conn: Connection, grant_id: str) -> dict[str, Any]:
     return dict(row)
 
 
-def grant_out(conn: Connection, grant_id: str) -> GrantOut:
-    return _grants_out(conn, [grant_row(conn, grant_id)])[0]
+def grant_out(conn: Connection, grant_id: str, *, today: date) -> GrantOut:
+    return _grants_out(conn, [grant_row(conn, grant_id)], today=today)[0]
 
 
 def grant_page(
-    conn: Connection, fund_id: str, *, limit: int, cursor: str | None, cursors: CursorSigner
+    conn: Connection,
+    fund_id: str,
+    *,
+    limit: int,
+    cursor: str | None,
+    cursors: CursorSigner,
+    today: date,
+    disclosure: str | None = None,
 ) -> tuple[list[GrantOut], str | None]:
-    """Newest first: by proposal date, then id."""
+    """Newest first: by proposal date, then id. ``disclosure``: only the grants whose
+    disclosure status is that today (``overdue``: what the fund has failed to publish)."""
     after = cursors.decode(cursor, "grants", fund_id, str, str)
     g = LIVE.grants
     query = (
         select(g)
         .where(g.c.fund_id == fund_id)
         .order_by(g.c.proposed_on.desc(), g.c.grant_id.desc())
-        .limit(limit + 1)
     )
     if after:
         day, grant_id = _cursor_date(after[0]), after[1]
         query = query.where(
             or_(g.c.proposed_on < day, and_(g.c.proposed_on == day, g.c.grant_id < grant_id))
         )
-    rows = [dict(r) for r in conn.execute(query).mappings()]
+    if disclosure is None:
+        rows = [dict(r) for r in conn.execute(query.limit(limit + 1)).mappings()]
+    else:
+        rows = _with_disclosure(conn, query, disclosure, today=today, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     next_cursor = (
@@ -161,7 +184,43 @@ def grant_page(
         if more
         else None
     )
-    return _grants_out(conn, rows), next_cursor
+    return _grants_out(conn, rows, today=today), next_cursor
+
+
+# No deadline of the disclosure rule is nearer than this after the day it counts from
+# (three calendar months are at least 89 days): an overdue grant's dates are older.
+_OVERDUE_AFTER_DAYS_MIN = 89
+
+
+def _with_disclosure(
+    conn: Connection, query: Any, status: str, *, today: date, limit: int
+) -> list[dict[str, Any]]:
+    """The first ``limit`` rows of ``query`` whose disclosure status is ``status`` today:
+    the database narrows the rows down, the domain's rule decides."""
+    g = LIVE.grants
+    if status == NOT_STARTED:
+        query = query.where(g.c.committed_on.is_(None))
+    else:
+        query = query.where(g.c.committed_on.is_not(None))
+    if status == OVERDUE:
+        cutoff = today - timedelta(days=_OVERDUE_AFTER_DAYS_MIN)
+        running = and_(
+            g.c.status == COMMITTED,
+            g.c.committed_on < cutoff,
+            or_(g.c.last_progress_on.is_(None), g.c.last_progress_on < cutoff),
+        )
+        ended = and_(
+            g.c.status.in_(ENDED_STATUSES), g.c.final_account_on.is_(None), g.c.ended_on < cutoff
+        )
+        query = query.where(or_(running, ended))
+    out: list[dict[str, Any]] = []
+    for found in conn.execute(query).mappings():
+        row = dict(found)
+        if disclosure_of_row(row, today).status == status:
+            out.append(row)
+            if len(out) >= limit:
+                break
+    return out
 
 
 # -- expenses ----------------------------------------------------------------------------------

@@ -37,9 +37,15 @@ from ledger.domain.common import (
     TEXT_LEN_MAX,
 )
 from ledger.domain.credit_code import CREDIT_CODE_PATTERN
+from ledger.domain.disclosure import DISCLOSURE_STATUSES
 from ledger.domain.donation import CHANNELS, EXTERNAL_REF_LEN_MAX
 from ledger.domain.figures import EXPENSE_CATEGORIES
-from ledger.domain.grant import DISBURSEMENT_METHODS, REFERENCE_LEN_MAX, STATUSES
+from ledger.domain.grant import (
+    DISBURSEMENT_METHODS,
+    EVIDENCE_PER_NOTE_MAX,
+    REFERENCE_LEN_MAX,
+    STATUSES,
+)
 from projections.donations import DONATION_STATUSES
 
 # The domain's own patterns and limits, as the edge documents and enforces them.
@@ -109,6 +115,8 @@ Category = Literal[EXPENSE_CATEGORIES]  # type: ignore[valid-type]
 Method = Literal[DISBURSEMENT_METHODS]  # type: ignore[valid-type]
 Status = Literal[STATUSES]  # type: ignore[valid-type]
 DonationStatus = Literal[DONATION_STATUSES]  # type: ignore[valid-type]
+DisclosureStatus = Literal[DISCLOSURE_STATUSES]  # type: ignore[valid-type]
+Sha256 = Annotated[str, StringConstraints(pattern=SHA256_HEX_RE.pattern)]
 
 
 class RequestModel(BaseModel):
@@ -214,6 +222,17 @@ class DisbursementIn(RequestModel):
     method: Method
     reference: Annotated[str, StringConstraints(min_length=1, max_length=REFERENCE_LEN_MAX)]
     evidence_sha256: Annotated[str, StringConstraints(pattern=SHA256_HEX_RE.pattern)] | None = None
+
+
+class ProgressIn(RequestModel):
+    on: IsoDate = Field(description="The day the progress is reported for (not in the future)")
+    note: Annotated[str, StringConstraints(min_length=1, max_length=TEXT_LEN_MAX)]
+    evidence_sha256: Annotated[list[Sha256], Field(max_length=EVIDENCE_PER_NOTE_MAX)] = Field(
+        default_factory=list, description="SHA-256 of each piece of evidence (photos, invoices)"
+    )
+    final: StrictBool = Field(
+        default=False, description="The final account of a closed or cancelled grant"
+    )
 
 
 class ExpenseIn(RequestModel):
@@ -380,6 +399,27 @@ class TrancheOut(BaseModel):
     reversed: bool
 
 
+class ProgressOut(BaseModel):
+    no: int
+    on: date
+    note: str
+    evidence_sha256: list[str]
+    final: bool
+    recorded_by: str
+
+
+class ProgressCreated(ProgressOut):
+    grant_id: str
+
+
+class DisclosureOut(BaseModel):
+    """What the grant must publish today (Charity Law art. 79; docs/api.md, "Disclosure")."""
+
+    status: DisclosureStatus
+    update_due_on: date | None = Field(description="Last day for the next progress update")
+    final_account_due_on: date | None = Field(description="Last day for the final account")
+
+
 class GranteeOut(BaseModel):
     name: str
     id: str | None
@@ -403,6 +443,10 @@ class GrantOut(BaseModel):
     closing_reason: str | None
     approvals: list[ApprovalOut]
     tranches: list[TrancheOut]
+    committed_on: date | None
+    ended_on: date | None = Field(description="Closed or cancelled on")
+    progress: list[ProgressOut]
+    disclosure: DisclosureOut
 
 
 class GrantPage(BaseModel):

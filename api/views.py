@@ -15,6 +15,7 @@ from typing import Any
 from api.schemas import (
     ApprovalOut,
     DisbursementCreated,
+    DisclosureOut,
     DonationCreated,
     DonationFullOut,
     DonationPublicOut,
@@ -28,14 +29,17 @@ from api.schemas import (
     GrantOut,
     HostDetailsOut,
     InKindOut,
+    ProgressCreated,
+    ProgressOut,
     PurposeOut,
     RefundCreated,
     TrancheOut,
 )
+from ledger.domain.disclosure import Disclosure, disclosure_due
 from ledger.domain.donation import Donation
 from ledger.domain.figures import FIGURE_NAMES, UNRESTRICTED, available_of, on_hand_of
 from ledger.domain.fund import Fund
-from ledger.domain.grant import Grant
+from ledger.domain.grant import ENDED_STATUSES, Grant, ProgressNote
 from ledger.domain.money import format_amount
 from projections.queries import Figures, FundFigures
 
@@ -228,12 +232,43 @@ def donation_reversed(donation: Donation, *, reversed_on: date, reason: str) -> 
 # -- grants ------------------------------------------------------------------------------------
 
 
+def disclosure_out(disclosure: Disclosure) -> DisclosureOut:
+    return DisclosureOut(
+        status=disclosure.status,
+        update_due_on=disclosure.update_due_on,
+        final_account_due_on=disclosure.final_account_due_on,
+    )
+
+
+def disclosure_of_row(
+    row: Mapping[str, Any], today: date, progress: Sequence[Mapping[str, Any]] | None = None
+) -> Disclosure:
+    """A grant's disclosure from its read-model row (and, if given, its progress notes; the
+    row's latest and first final note say the same)."""
+    if progress is None:
+        updates = [d for d in (row["last_progress_on"],) if d is not None]
+        finals = [d for d in (row["final_account_on"],) if d is not None]
+    else:
+        updates = [p["reported_on"] for p in progress]
+        finals = [p["reported_on"] for p in progress if p["final"]]
+    return disclosure_due(
+        started_on=row["committed_on"],
+        ended_on=row["ended_on"] if row["status"] in ENDED_STATUSES else None,
+        updates=updates,
+        final_accounts=finals,
+        on=today,
+    )
+
+
 def grant_view(
     row: Mapping[str, Any],
     approvals: Sequence[Mapping[str, Any]],
     tranches: Sequence[Mapping[str, Any]],
+    progress: Sequence[Mapping[str, Any]],
+    *,
+    today: date,
 ) -> GrantOut:
-    """A grant from its read-model rows."""
+    """A grant from its read-model rows; what it must publish ``today``."""
     currency = row["currency"]
     return GrantOut(
         id=row["grant_id"],
@@ -267,10 +302,37 @@ def grant_view(
             )
             for t in tranches
         ],
+        committed_on=row["committed_on"],
+        ended_on=row["ended_on"] if row["status"] in ENDED_STATUSES else None,
+        progress=[
+            ProgressOut(
+                no=p["progress_no"],
+                on=p["reported_on"],
+                note=p["note"],
+                evidence_sha256=list(p["evidence_sha256"]),
+                final=bool(p["final"]),
+                recorded_by=p["recorded_by"],
+            )
+            for p in progress
+        ],
+        disclosure=disclosure_out(disclosure_of_row(row, today, progress)),
     )
 
 
-def grant_out_from_aggregate(grant: Grant) -> GrantOut:
+def _progress_out(no: int, note: ProgressNote) -> ProgressOut:
+    return ProgressOut(
+        no=no,
+        on=date.fromisoformat(note.reported_on),
+        note=note.note,
+        evidence_sha256=list(note.evidence_sha256),
+        final=note.final,
+        recorded_by=note.recorded_by,
+    )
+
+
+def grant_out_from_aggregate(grant: Grant, *, today: date, ended_on: date | None) -> GrantOut:
+    """A grant from its aggregate; ``ended_on`` (not in its state: ``LedgerApp.grant_ended_on``)
+    the day it was closed or cancelled."""
     currency = grant.currency
     return GrantOut(
         id=str(grant.id),
@@ -306,7 +368,21 @@ def grant_out_from_aggregate(grant: Grant) -> GrantOut:
             )
             for no, t in enumerate(grant.tranches, start=1)
         ],
+        committed_on=_day(grant.committed_on),
+        ended_on=ended_on if grant.status in ENDED_STATUSES else None,
+        progress=[_progress_out(no, p) for no, p in enumerate(grant.progress, start=1)],
+        disclosure=disclosure_out(grant.disclosure(today, ended_on=ended_on)),
     )
+
+
+def progress_created(grant: Grant, progress_no: int) -> ProgressCreated:
+    """The answer to recording a progress note (and to its retries)."""
+    out = _progress_out(progress_no, grant.progress_note(progress_no))
+    return ProgressCreated(grant_id=str(grant.id), **out.model_dump())
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
 
 
 def disbursement_created(grant: Grant, tranche_no: int) -> DisbursementCreated:

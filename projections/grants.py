@@ -15,14 +15,26 @@ from projections.errors import InvariantBroken
 from projections.projection import Projection, Row
 from projections.tables import Tables
 
-# the order of the values of an approval (``Appends`` checks it)
+# the order of the values of an approval and a progress note (``Appends`` checks it)
 APPROVAL_COLUMNS = ("grant_id", "member", "note", "approved_on", "recorded_at")
+PROGRESS_COLUMNS = (
+    "grant_id",
+    "progress_no",
+    "progress_id",
+    "fund_id",
+    "reported_on",
+    "note",
+    "evidence_sha256",
+    "final",
+    "recorded_at",
+    "recorded_by",
+)
 
 
 class GrantsProjection(Projection[Tables]):
     name = "grants"
-    version = 1
-    table_names = ("rm_grants", "rm_grant_approvals", "rm_grant_tranches")
+    version = 2  # 2: progress notes, and what the disclosure rule needs
+    table_names = ("rm_grants", "rm_grant_approvals", "rm_grant_tranches", "rm_grant_progress")
     handles: ClassVar[dict[str, str]] = {
         t.GRANT_PROPOSED: "proposed",
         t.GRANT_APPROVED: "approved",
@@ -32,6 +44,7 @@ class GrantsProjection(Projection[Tables]):
         t.GRANT_CLOSED: "closed",
         t.GRANT_DISBURSED: "disbursed",
         t.GRANT_DISBURSEMENT_REVERSED: "disbursement_reversed",
+        t.GRANT_PROGRESS_RECORDED: "progress_recorded",
     }
 
     def __init__(self, tables: Tables) -> None:
@@ -39,6 +52,7 @@ class GrantsProjection(Projection[Tables]):
         self.grants = self.rows(tables.grants, cached_max=20_000)
         self.approvals = self.appends(tables.grant_approvals, APPROVAL_COLUMNS)
         self.tranches = self.rows(tables.grant_tranches, cached_max=20_000)
+        self.progress = self.appends(tables.grant_progress, PROGRESS_COLUMNS)
 
     def proposed(self, notification_id: int, oid: str, e: Any) -> None:
         grant_id = oid
@@ -67,6 +81,9 @@ class GrantsProjection(Projection[Tables]):
                 "tranches_count": 0,
                 "ended_on": None,
                 "closing_reason": None,
+                "progress_count": 0,
+                "last_progress_on": None,
+                "final_account_on": None,
             },
         )
 
@@ -144,3 +161,28 @@ class GrantsProjection(Projection[Tables]):
         tranche["reversed_on"] = e.occurred_on
         tranche["reversal_reason"] = e.reason
         self.tranches.changed(key, tranche)
+
+    def progress_recorded(self, notification_id: int, oid: str, e: Any) -> None:
+        grant = self._grant(oid)
+        grant["progress_count"] += 1
+        if grant["progress_count"] != e.progress_no:
+            raise InvariantBroken(f"grant {oid} progress note {e.progress_no} out of order")
+        day = e.occurred_on
+        if grant["last_progress_on"] is None or day > grant["last_progress_on"]:
+            grant["last_progress_on"] = day
+        if e.final and (grant["final_account_on"] is None or day < grant["final_account_on"]):
+            grant["final_account_on"] = day
+        self.progress.rows.append(
+            (
+                oid,
+                e.progress_no,
+                e.progress_id,
+                grant["fund_id"],
+                day,
+                e.note,
+                list(e.evidence_sha256),
+                e.final,
+                e.timestamp,
+                e.actor,
+            )
+        )

@@ -77,6 +77,7 @@ class Tables:
     grants: Table
     grant_approvals: Table
     grant_tranches: Table
+    grant_progress: Table
     monthly_flows: Table
     journal: Table
     audit_nodes: Table
@@ -92,6 +93,7 @@ class Tables:
             "rm_grants": self.grants,
             "rm_grant_approvals": self.grant_approvals,
             "rm_grant_tranches": self.grant_tranches,
+            "rm_grant_progress": self.grant_progress,
             "rm_monthly_flows": self.monthly_flows,
             "rm_journal": self.journal,
             "rm_audit_nodes": self.audit_nodes,
@@ -213,6 +215,10 @@ def make_tables(suffix: str = "") -> Tables:
         Column("tranches_count", Integer, nullable=False),
         Column("ended_on", IsoDate),
         Column("closing_reason", Text),
+        # What the disclosure rule needs (ledger.domain.disclosure), kept with the grant.
+        Column("progress_count", Integer, nullable=False),
+        Column("last_progress_on", IsoDate),
+        Column("final_account_on", IsoDate),
         # A fund's newest grants (its page, GET /api/funds/{slug}/grants) without sorting
         # all of them.
         Index(None, "fund_id", "proposed_on", "grant_id"),
@@ -242,6 +248,20 @@ def make_tables(suffix: str = "") -> Tables:
         Column("reversed_on", IsoDate),
         Column("reversal_reason", Text),
         Index(None, "fund_id", "paid_on"),
+    )
+    grant_progress = t(
+        "rm_grant_progress",
+        Column("grant_id", String(ID), primary_key=True),
+        Column("progress_no", Integer, primary_key=True),
+        Column("progress_id", String(ID), nullable=False),
+        Column("fund_id", String(ID), nullable=False),
+        Column("reported_on", IsoDate, nullable=False),
+        Column("note", Text, nullable=False),
+        Column("evidence_sha256", JSON, nullable=False),
+        Column("final", Boolean, nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
+        Column("recorded_by", String(NAME), nullable=False),
+        Index(None, "fund_id", "reported_on"),
     )
     monthly_flows = t(
         "rm_monthly_flows",
@@ -314,6 +334,7 @@ def make_tables(suffix: str = "") -> Tables:
         grants=grants,
         grant_approvals=grant_approvals,
         grant_tranches=grant_tranches,
+        grant_progress=grant_progress,
         monthly_flows=monthly_flows,
         journal=journal,
         audit_nodes=audit_nodes,
@@ -331,6 +352,7 @@ donation_refunds = LIVE.donation_refunds
 grants = LIVE.grants
 grant_approvals = LIVE.grant_approvals
 grant_tranches = LIVE.grant_tranches
+grant_progress = LIVE.grant_progress
 monthly_flows = LIVE.monthly_flows
 journal = LIVE.journal
 audit_nodes = LIVE.audit_nodes

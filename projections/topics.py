@@ -30,6 +30,7 @@ GRANT_CANCELLED = _GRANT + "Cancelled"
 GRANT_CLOSED = _GRANT + "Closed"
 GRANT_DISBURSED = _GRANT + "Disbursed"
 GRANT_DISBURSEMENT_REVERSED = _GRANT + "DisbursementReversed"
+GRANT_PROGRESS_RECORDED = _GRANT + "ProgressRecorded"
 
 
 def fund_topic(event_name: str) -> str:

@@ -1,4 +1,4 @@
-"""``ledger grant …``: propose, approve, pay and close grants."""
+"""``ledger grant …``: propose, approve, pay and close grants; record their progress."""
 
 from __future__ import annotations
 
@@ -23,12 +23,20 @@ from api.cli.common import (
 )
 from api.cli.group import command_group
 from api.reads import grant_out
-from api.views import disbursement_created, grant_out_from_aggregate
+from api.schemas import GrantOut
+from api.views import disbursement_created, grant_out_from_aggregate, progress_created
+from ledger.application import LedgerApp
+from ledger.domain.grant import Grant
 from ledger.domain.money import parse_amount
 
-grant_app = command_group("Propose, approve, pay and close grants.")
+grant_app = command_group("Propose, approve, pay and close grants; record their progress.")
 
 GrantIdArg = Annotated[str, typer.Argument(help="The grant's id.")]
+
+
+def grant_answer(app: LedgerApp, grant: Grant) -> GrantOut:
+    """What the API answers a write on a grant with."""
+    return grant_out_from_aggregate(grant, today=app.today(), ended_on=app.grant_ended_on(grant))
 
 
 @grant_app.command("propose")
@@ -63,7 +71,7 @@ def grant_propose(
         amount_minor=parse_amount(amount, currency=currency),
         actor=actor,
     )
-    data = with_created(grant_out_from_aggregate(recorded.value), recorded.created)
+    data = with_created(grant_answer(app, recorded.value), recorded.created)
     emit(fmt, data, verb(recorded.created, "proposed the grant"))
 
 
@@ -76,8 +84,9 @@ def grant_approve(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Approve a grant as a committee member (not its proposer)."""
-    grant = ledger(ctx).approve_grant(grant_id=grant_id, note=note, actor=actor)
-    emit(fmt, grant_out_from_aggregate(grant), f"approval by {actor} recorded")
+    app = ledger(ctx)
+    grant = app.approve_grant(grant_id=grant_id, note=note, actor=actor)
+    emit(fmt, grant_answer(app, grant), f"approval by {actor} recorded")
 
 
 @grant_app.command("reject")
@@ -89,8 +98,9 @@ def grant_reject(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Reject a proposed grant."""
-    grant = ledger(ctx).reject_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_out_from_aggregate(grant), "rejected the grant")
+    app = ledger(ctx)
+    grant = app.reject_grant(grant_id=grant_id, reason=reason, actor=actor)
+    emit(fmt, grant_answer(app, grant), "rejected the grant")
 
 
 @grant_app.command("cancel")
@@ -102,8 +112,9 @@ def grant_cancel(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Cancel a committed grant; what was not paid goes back to the fund."""
-    grant = ledger(ctx).cancel_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_out_from_aggregate(grant), "cancelled the grant")
+    app = ledger(ctx)
+    grant = app.cancel_grant(grant_id=grant_id, reason=reason, actor=actor)
+    emit(fmt, grant_answer(app, grant), "cancelled the grant")
 
 
 @grant_app.command("close")
@@ -115,8 +126,9 @@ def grant_close(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Close a committed grant; the unspent amount goes back to the fund."""
-    grant = ledger(ctx).close_grant(grant_id=grant_id, reason=reason, actor=actor)
-    emit(fmt, grant_out_from_aggregate(grant), "closed the grant")
+    app = ledger(ctx)
+    grant = app.close_grant(grant_id=grant_id, reason=reason, actor=actor)
+    emit(fmt, grant_answer(app, grant), "closed the grant")
 
 
 @grant_app.command("disburse")
@@ -165,14 +177,15 @@ def grant_reverse_disbursement(
     fmt: FormatOpt = OutputFormat.text,
 ) -> None:
     """Reverse a tranche that came back (a bounced payment)."""
-    grant = ledger(ctx).reverse_disbursement(
+    app = ledger(ctx)
+    grant = app.reverse_disbursement(
         grant_id=grant_id,
         tranche_no=tranche_no,
         reason=reason,
         reversed_on=reversed_on,
         actor=actor,
     )
-    emit(fmt, grant_out_from_aggregate(grant), f"reversed tranche {tranche_no}")
+    emit(fmt, grant_answer(app, grant), f"reversed tranche {tranche_no}")
 
 
 @grant_app.command("show")
@@ -181,5 +194,42 @@ def grant_show(
 ) -> None:
     """Show a grant with its approvals and tranches (from the read models)."""
     with read_models(ctx) as conn:
-        grant = grant_out(conn, grant_id)
+        grant = grant_out(conn, grant_id, today=ledger(ctx).today())
     emit(fmt, grant, "grant")
+
+
+@grant_app.command("progress")
+def grant_progress(
+    ctx: typer.Context,
+    grant_id: GrantIdArg,
+    on: Annotated[
+        str, typer.Option("--on", metavar="YYYY-MM-DD", help="The day the progress is for.")
+    ],
+    note: Annotated[str, typer.Option("--note", help="What was done; published as written.")],
+    key: KeyOpt,
+    actor: ActorOpt,
+    evidence: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--evidence", metavar="SHA256", help="SHA-256 of a piece of evidence (repeat)."
+        ),
+    ] = None,
+    final: Annotated[
+        bool, typer.Option("--final", help="The final account of a closed or cancelled grant.")
+    ] = False,
+    fmt: FormatOpt = OutputFormat.text,
+) -> None:
+    """Record a dated progress note on a committed, closed or cancelled grant."""
+    recorded = ledger(ctx).record_progress(
+        grant_id=grant_id,
+        key=key,
+        reported_on=on,
+        note=note,
+        evidence_sha256=list(evidence or []),
+        final=final,
+        actor=actor,
+    )
+    progress = recorded.value
+    data = with_created(progress_created(progress.grant, progress.progress_no), recorded.created)
+    kind = "final account" if progress.note.final else "progress note"
+    emit(fmt, data, verb(recorded.created, f"recorded {kind} {progress.progress_no}"))

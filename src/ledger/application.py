@@ -12,7 +12,7 @@ Creating commands take the client's idempotency key; the new aggregate's id is d
 it, so a retry finds the original (same content: the original result, ``created=False``;
 other content: ``IdempotencyKeyReused``) and a concurrent duplicate is refused by the store.
 
-Longer than 500 lines because it is one class, the unit of work, holding seventeen use
+Longer than 500 lines because it is one class, the unit of work, holding nineteen use
 cases whose keyword-only signatures take a line per argument and whose request fingerprints
 (kept to answer retries) name every field; split by aggregate, one command that saves a
 fund and a donation together would live in neither half.
@@ -55,7 +55,7 @@ from ledger.domain.errors import (
     NotCommitteeMember,
 )
 from ledger.domain.fund import Expense, Fund
-from ledger.domain.grant import Grant, Tranche
+from ledger.domain.grant import ENDED_STATUSES, Grant, ProgressNote, Tranche
 from ledger.domain.opening import FundOpening, opening_id
 from ledger.engine.commands import CommandRuntime, command, replay
 from ledger.engine.transcoder import RecordAsDict
@@ -66,7 +66,12 @@ from ledger.store import DonorKey, DonorKeyRecorder, eventsourcing_env
 SNAPSHOT_INTERVAL_FUND = 500
 SNAPSHOT_INTERVAL_OTHER = 100
 # The records aggregate state holds, by the name their snapshots tag them with.
-RECORDS: dict[type[Any], str] = {Tranche: "tranche", Expense: "expense", Refund: "refund"}
+RECORDS: dict[type[Any], str] = {
+    Tranche: "tranche",
+    Expense: "expense",
+    Refund: "refund",
+    ProgressNote: "progress",
+}
 
 A = TypeVar("A")
 
@@ -97,6 +102,18 @@ class Disbursement:
     @property
     def tranche(self) -> Tranche:
         return self.grant.tranche(self.tranche_no)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The result of ``record_progress``: the grant and the number of the note recorded."""
+
+    grant: Grant
+    progress_no: int
+
+    @property
+    def note(self) -> ProgressNote:
+        return self.grant.progress_note(self.progress_no)
 
 
 def _s(uuid: UUID) -> str:
@@ -224,6 +241,16 @@ class LedgerApp(CommandRuntime):
         if not isinstance(grant, Grant):
             raise GrantNotFound(f"no grant {grant_id}", id=str(grant_id))
         return grant
+
+    def grant_ended_on(self, grant: Grant) -> date | None:
+        """The day a closed or cancelled grant ended, from its events (newest first: only
+        progress notes and tranche reversals can follow the end); None if it has not."""
+        if grant.status not in ENDED_STATUSES:
+            return None
+        for e in self.events.get(grant.id, desc=True):
+            if type(e).__qualname__ in ("Grant.Closed", "Grant.Cancelled"):
+                return date.fromisoformat(getattr(e, "occurred_on"))  # noqa: B009
+        return None
 
     def donor_details(self, donation: Donation) -> PersonalData | None:
         """The donor's name and contact, for auditors; None once erased or never given."""
@@ -773,6 +800,56 @@ class LedgerApp(CommandRuntime):
             )
         self.save(grant, fund)
         return grant
+
+    @command
+    def record_progress(
+        self,
+        *,
+        grant_id: UUID | str,
+        key: str,
+        reported_on: date | str,
+        note: str,
+        evidence_sha256: list[str] | None = None,
+        final: bool = False,
+        actor: str,
+        as_committee_member: bool = False,
+    ) -> Recorded[Progress]:
+        """A dated progress note on a grant (``final``: its final account, once ended).
+        ``as_committee_member``: the actor records as a member of the fund's committee, and
+        must be on it (a treasurer need not be)."""
+        evidence = list(evidence_sha256 or [])
+        request = fingerprint(
+            kind="progress",
+            grant=str(grant_id),
+            reported_on=str(reported_on),
+            note=note,
+            evidence_sha256=evidence,
+            final=final,
+        )
+
+        grant = self._grant(grant_id)
+        progress_id = _s(entity_id(f"{grant.fund_slug}:{grant.id}", "progress", key))
+        existing_no = grant.progress_no_of(progress_id)
+        if existing_no is not None:
+            if grant.progress_note(existing_no).request_sha256 != request:
+                raise IdempotencyKeyReused(
+                    "this idempotency key recorded a different progress note", id=progress_id
+                )
+            return Recorded(Progress(grant, existing_no), created=False)
+        fund = self._fund_by_id(grant.fund_id, fresh=as_committee_member)
+        if as_committee_member:
+            actor = grant.need_member(fund.committee, actor)  # the name as the committee has it
+        progress_no = grant.record_progress(
+            progress_id=progress_id,
+            reported_on=self._business_date("on", reported_on, fund),
+            note=note,
+            evidence_sha256=evidence,
+            final=final,
+            actor=actor,
+            request_sha256=request,
+        )
+        self.save(grant)
+        return Recorded(Progress(grant, progress_no), created=True)
 
     # -- expenses ----------------------------------------------------------------------------
 

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
         default="Asia/Shanghai",
         description="Where the fund's business day is counted (today, closed months)",
     )
+    threesixty_giving_prefix: str = Field(
+        default="360G-ledger",
+        pattern=r"^360G-[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$",
+        max_length=60,
+        description="The 360Giving identifier prefix of the publisher (360G-…, registered with "
+        "360Giving): grant ids in /api/funds/{slug}/360giving.json are <prefix>-<grant id>",
+    )
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
     page_cache_entries: int = Field(
         default=512,

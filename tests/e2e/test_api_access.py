@@ -41,6 +41,8 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/grants/{grant_id}/disbursements/{tranche_no}/reversal"): frozenset(
         {"treasurer"}
     ),
+    # A dated progress note on a grant: a treasurer or a committee member of its fund.
+    ("POST", "/api/grants/{grant_id}/progress"): frozenset({"treasurer", "committee"}),
     ("GET", "/api/funds/{slug}/grants"): PUBLIC,
     ("GET", "/api/grants/{grant_id}"): PUBLIC,
     ("POST", "/api/funds/{slug}/expenses"): frozenset({"treasurer"}),
@@ -52,6 +54,7 @@ ALLOWED: dict[tuple[str, str], frozenset[str]] = {
     # The books for Beancount and hledger: exports like the CSVs (auditors: donor details).
     ("GET", "/api/funds/{slug}/exports/ledger.beancount"): PUBLIC,
     ("GET", "/api/funds/{slug}/exports/ledger.journal"): PUBLIC,
+    ("GET", "/api/funds/{slug}/360giving.json"): PUBLIC,  # awarded grants, no donor data
     ("GET", "/api/health"): PUBLIC,
     # The verifiable log (DESIGN §6): checkpoints and proofs are public, the raw log is the
     # auditors'; a donor checks a receipt; witnesses' cosignatures and erasure are admins'.

@@ -301,7 +301,7 @@ class Fund(Aggregate):
         """Record the host charity's name, unified social credit code (GB 32100-2015) and
         whether it may raise funds publicly (公开募捐资格). The same details again record
         nothing (returns False)."""
-        check_text("host name", name, max_len=NAME_LEN_MAX)
+        name = check_text("host name", name, max_len=NAME_LEN_MAX)  # as the text policy keeps it
         check_credit_code(credit_code)
         if not isinstance(public_fundraising, bool):
             raise InvalidField("public_fundraising must be yes or no", field="public_fundraising")

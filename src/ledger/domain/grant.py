@@ -8,6 +8,14 @@ Lifecycle::
 
 Committing, closing and cancelling change the fund's money, so the application saves the
 grant and its fund together. Disbursed never exceeds the committed amount.
+
+Progress notes (``ProgressRecorded``: a dated text, evidence hashes, and whether it is the
+final account) are what the grant publishes about its project while it runs and after it
+ends; ``Grant.disclosure(on)`` says what is due by ``ledger.domain.disclosure``'s rule.
+
+Longer than 500 lines because an aggregate, its events and its rules live together: nine
+events, each a validating command beside the method that records it, and the snapshot
+upcasters beside the records they produce.
 """
 
 from __future__ import annotations
@@ -28,10 +36,12 @@ from ledger.domain.common import (
     identity_key,
     member_of,
 )
+from ledger.domain.disclosure import Disclosure, disclosure_due
 from ledger.domain.errors import (
     AlreadyApproved,
     AlreadyReversed,
     GrantOverdrawn,
+    InvalidDate,
     InvalidField,
     InvalidState,
     NotCommitteeMember,
@@ -49,6 +59,12 @@ STATUSES = (PROPOSED, COMMITTED, REJECTED, CANCELLED, CLOSED)
 DISBURSEMENT_METHODS = ("bank", "cash", "wechat", "alipay", "other")
 REFERENCE_LEN_MAX = 200
 TRANCHES_MAX = 1000
+PROGRESS_NOTES_MAX = 1000
+EVIDENCE_PER_NOTE_MAX = 20
+# A progress note may be recorded on a grant that was committed, and a final account on one
+# that has ended.
+PROGRESS_STATUSES = (COMMITTED, CLOSED, CANCELLED)
+ENDED_STATUSES = (CLOSED, CANCELLED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +81,29 @@ class Tranche:
     request_sha256: str
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressNote:
+    """One progress note of a grant (its number: its place in ``Grant.progress``, from 1)."""
+
+    progress_id: str
+    reported_on: str  # ISO date
+    note: str
+    evidence_sha256: list[str]
+    final: bool  # the final account of an ended grant
+    recorded_by: str
+    request_sha256: str
+
+
 class Grant(Aggregate):
     """A grant of one fund. Its id comes from the fund and the client's key.
 
     ``class_version`` 2: tranches are ``Tranche`` records (version 1 kept positional lists;
-    ``upcast_v1_v2`` reads its snapshots).
+    ``upcast_v1_v2`` reads its snapshots). 3: progress notes and the day the grant was
+    committed (``upcast_v2_v3``). The day it ended is not in its state: snapshots of
+    version 2 do not have it (``LedgerApp.grant_ended_on`` reads it from its events).
     """
 
-    class_version = 2
+    class_version = 3
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -89,6 +120,15 @@ class Grant(Aggregate):
             )
             for t in state["tranches"]
         ]
+
+    @staticmethod
+    def upcast_v2_v3(state: dict[str, Any]) -> None:
+        """No progress notes yet; the day of commitment is the last approval's (the approval
+        that commits a grant is recorded with it, and none can follow)."""
+        state["progress"] = []
+        approvals = [a["approved_on"] for a in state["approvals"]]
+        committed = state["status"] in PROGRESS_STATUSES and approvals
+        state["committed_on"] = max(approvals) if committed else None
 
     @classmethod
     def propose(
@@ -168,6 +208,8 @@ class Grant(Aggregate):
         self.released_minor = 0
         self.tranches: list[Tranche] = []
         self.closing_reason: str | None = None
+        self.committed_on: str | None = None  # ISO date
+        self.progress: list[ProgressNote] = []
 
     @property
     def remaining_minor(self) -> int:
@@ -427,3 +469,119 @@ class Grant(Aggregate):
         self.tranches[tranche_no - 1] = replace(self.tranches[tranche_no - 1], reversed=True)
         self.disbursed_minor -= amount_minor
         self.released_minor += released_minor
+
+    # -- progress and disclosure -------------------------------------------------------------
+
+    def progress_no_of(self, progress_id: str) -> int | None:
+        for no, note in enumerate(self.progress, start=1):
+            if note.progress_id == progress_id:
+                return no
+        return None
+
+    def progress_note(self, progress_no: int) -> ProgressNote:
+        return self.progress[progress_no - 1]
+
+    def record_progress(
+        self,
+        *,
+        progress_id: str,
+        reported_on: date,
+        note: str,
+        evidence_sha256: list[str],
+        final: bool,
+        actor: str,
+        request_sha256: str,
+    ) -> int:
+        """Record a dated progress note (``final``: the final account of an ended grant);
+        returns its number (1, 2, ...)."""
+        self._need_status(*PROGRESS_STATUSES, doing="record progress on")
+        if not isinstance(final, bool):
+            raise InvalidField("final must be true or false", field="final")
+        if final and self.status not in ENDED_STATUSES:
+            raise InvalidState(
+                "a final account is recorded once the grant is closed or cancelled",
+                status=self.status,
+                id=str(self.id),
+            )
+        note = check_text("note", note, max_len=TEXT_LEN_MAX, multiline=True)
+        evidence = check_evidence(evidence_sha256)
+        if reported_on.isoformat() < self.proposed_on:
+            raise InvalidDate(
+                f"progress on {reported_on} is dated before the grant was proposed "
+                f"({self.proposed_on})",
+                field="on",
+            )
+        if len(self.progress) >= PROGRESS_NOTES_MAX:
+            raise InvalidState(
+                f"a grant has at most {PROGRESS_NOTES_MAX} progress notes", id=str(self.id)
+            )
+        progress_no = len(self.progress) + 1
+        self._progress_recorded(
+            progress_id=progress_id,
+            progress_no=progress_no,
+            note=note,
+            evidence_sha256=evidence,
+            final=final,
+            occurred_on=reported_on.isoformat(),
+            actor=actor,
+            request_sha256=request_sha256,
+        )
+        return progress_no
+
+    @event("ProgressRecorded")
+    def _progress_recorded(
+        self,
+        progress_id: str,
+        progress_no: int,
+        note: str,
+        evidence_sha256: list[str],
+        final: bool,
+        occurred_on: str,
+        actor: str,
+        request_sha256: str,
+    ) -> None:
+        self.progress.append(
+            ProgressNote(
+                progress_id=progress_id,
+                reported_on=occurred_on,
+                note=note,
+                evidence_sha256=list(evidence_sha256),
+                final=final,
+                recorded_by=actor,
+                request_sha256=request_sha256,
+            )
+        )
+
+    def disclosure(self, on: date, *, ended_on: date | None) -> Disclosure:
+        """What this grant must publish ``on`` a day (``ledger.domain.disclosure``);
+        ``ended_on``: the day it was closed or cancelled (None: it has not ended)."""
+        return disclosure_due(
+            started_on=_day(self.committed_on),
+            ended_on=ended_on if self.status in ENDED_STATUSES else None,
+            updates=[date.fromisoformat(p.reported_on) for p in self.progress],
+            final_accounts=[date.fromisoformat(p.reported_on) for p in self.progress if p.final],
+            on=on,
+        )
+
+
+def check_evidence(evidence_sha256: object) -> list[str]:
+    """Evidence hashes: a list of at most ``EVIDENCE_PER_NOTE_MAX`` distinct SHA-256 hex
+    digests (lowercase)."""
+    if not isinstance(evidence_sha256, (list, tuple)):
+        raise InvalidField("evidence must be a list of SHA-256 hashes", field="evidence")
+    if len(evidence_sha256) > EVIDENCE_PER_NOTE_MAX:
+        raise InvalidField(
+            f"at most {EVIDENCE_PER_NOTE_MAX} evidence hashes per note", field="evidence"
+        )
+    for digest in evidence_sha256:
+        if not (isinstance(digest, str) and SHA256_HEX_RE.fullmatch(digest)):
+            raise InvalidField(
+                "each evidence hash must be 64 lowercase hex digits", field="evidence"
+            )
+    if len(set(evidence_sha256)) != len(evidence_sha256):
+        raise InvalidField("evidence hashes must be distinct", field="evidence")
+    return list(evidence_sha256)
+
+
+def _day(value: str | None) -> date | None:
+    return None if value is None else date.fromisoformat(value)
