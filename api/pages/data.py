@@ -17,10 +17,10 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from api.cursors import CursorSigner
-from api.reads import donation_rows, fund_page, grant_page, grant_row
+from api.reads import donation_rows, fund_page, grant_out, grant_page, grant_row
 from api.reports import report_out
 from api.schemas import DonationPublicOut, FundOut, GrantOut, ReportOut
-from api.views import donation_public_out, fund_view, grant_view, money
+from api.views import donation_public_out, fund_view, money
 from ledger.domain.errors import DonationNotFound, GrantNotFound
 from projections.queries import FundFigures, fund_figures, fund_row, purpose_names
 from projections.reports import SHARE_PLACES, build_report
@@ -198,7 +198,7 @@ def fund_page_data(
 ) -> FundPageData:
     fund, figures, names = fund_and_figures(conn, slug)
     grants, _ = grant_page(
-        conn, figures.fund_id, limit=FUND_GRANTS_MAX, cursor=None, cursors=cursors
+        conn, figures.fund_id, limit=FUND_GRANTS_MAX, cursor=None, cursors=cursors, today=today
     )
     rows, _ = donation_rows(
         conn, figures.fund_id, limit=RECENT_DONATIONS, cursor=None, cursors=cursors
@@ -214,19 +214,14 @@ def fund_page_data(
     )
 
 
-def fund_grant(conn: Connection, slug: str, grant_id: str) -> tuple[FundOut, GrantOut]:
+def fund_grant(
+    conn: Connection, slug: str, grant_id: str, *, today: date
+) -> tuple[FundOut, GrantOut]:
     fund, figures, _ = fund_and_figures(conn, slug)
     row = grant_row(conn, grant_id)
     if row["fund_id"] != figures.fund_id:
         raise GrantNotFound(f"no grant {grant_id} in fund {slug}", id=grant_id)
-    a, t = LIVE.grant_approvals, LIVE.grant_tranches
-    approvals = conn.execute(
-        select(a).where(a.c.grant_id == grant_id).order_by(a.c.recorded_at, a.c.member)
-    ).mappings()
-    tranches = conn.execute(
-        select(t).where(t.c.grant_id == grant_id).order_by(t.c.tranche_no)
-    ).mappings()
-    return fund, grant_view(row, [dict(r) for r in approvals], [dict(r) for r in tranches])
+    return fund, grant_out(conn, grant_id, today=today)
 
 
 def donations_page(

@@ -115,7 +115,7 @@ def grant(
     services: ServicesDep,
 ) -> HTMLResponse:
     with services.read() as conn:
-        fund_out, grant_out = data.fund_grant(conn, slug, grant_id)
+        fund_out, grant_out = data.fund_grant(conn, slug, grant_id, today=services.today())
     return render(request, "grant.html", {"fund": fund_out, "grant": grant_out})
 
 
