@@ -38,7 +38,7 @@ from api import (
 from api.auth import api_routes, route_access
 from api.errors import PROBLEM_MEDIA_TYPE, install_handlers
 from api.idempotency import HEADER
-from api.limits import BODY_BYTES_MAX
+from api.limits import BODY_BYTES_MAX, RATE_LIMIT_PER_ADDRESS, RATE_LIMIT_PER_TOKEN
 from api.middleware import BodyLimit, RateLimit, RateLimiter, RateLimits, SecurityHeaders
 from api.positions import Positions
 from api.writes import Services
@@ -110,7 +110,13 @@ def create_api(
     if services is not None:
         api.state.services = services
     install_handlers(api)
-    limiter = RateLimiter(rate_limits)
+    limiter = RateLimiter(
+        rate_limits
+        or RateLimits(
+            per_address=settings.rate_limit_per_address or RATE_LIMIT_PER_ADDRESS,
+            per_token=settings.rate_limit_per_token or RATE_LIMIT_PER_TOKEN,
+        )
+    )
     api.state.rate_limiter = limiter
     # The last added runs first: headers on every answer, then the rate limits, then
     # ``Ledger-Min-Position``'s wait, then the body's size.

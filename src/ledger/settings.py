@@ -40,6 +40,18 @@ class Settings(BaseSettings):
         "360Giving): grant ids in /api/funds/{slug}/360giving.json are <prefix>-<grant id>",
     )
     aggregate_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
+    rate_limit_per_address: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Requests one client address may make, in the `limits` library's notation "
+        "(e.g. '50/second;1500/minute'); unset: api.limits' defaults. Raise it behind a proxy "
+        "that gives every client one address, or for a benchmark",
+    )
+    rate_limit_per_token: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Requests one bearer token may make (as above; unset: api.limits')",
+    )
     page_cache_entries: int = Field(
         default=512,
         ge=0,
