@@ -277,6 +277,7 @@ class Grant(Aggregate):
     def _committed(self, amount_minor: int, occurred_on: str, actor: str) -> None:
         self.status = COMMITTED
         self.committed_minor = amount_minor
+        self.committed_on = occurred_on
 
     def reject(self, *, reason: str, rejected_on: date, actor: str, committee: list[str]) -> None:
         actor = self.need_member(committee, actor)
