@@ -80,11 +80,9 @@ def _cache(request: Request) -> PageCache:
 @router.get("/funds/{slug}", response_class=HTMLResponse)
 def fund(request: Request, slug: SlugPath, services: ServicesDep) -> HTMLResponse:
     today = services.today()
-    routes = {getattr(r, "path", "") for r in request.app.routes}
-    has_360giving = "/api/funds/{slug}/360giving.json" in routes
     cache = _cache(request)
     with services.read() as conn:
-        key = ("fund", slug, language_of(request), today, has_360giving, positions(conn))
+        key = ("fund", slug, language_of(request), today, positions(conn))
         html = cache.get(key)
         if html is not None:
             return respond(request, html)
@@ -96,8 +94,6 @@ def fund(request: Request, slug: SlugPath, services: ServicesDep) -> HTMLRespons
             "page": page,
             "fund": page.fund,
             "chart": _chart(request, page.months, page.fund.currency),
-            "has_360giving": has_360giving,
-            "has_audit": "/api/audit/checkpoint" in routes,
             "verifier_key": _verifier_key(services),
             "quarter": f"{today.year}-Q{(today.month - 1) // 3 + 1}",
             "month": today.isoformat()[:7],
