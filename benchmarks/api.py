@@ -25,11 +25,8 @@ import argparse
 import http.client
 import json
 import os
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,11 +37,10 @@ from typing import Any
 
 import httpx
 from pydantic import BaseModel, ConfigDict
+from servers import UNLIMITED_ENV, free_port, ledger_cli, start, stop
 
 FUND = "bench"
 RECEIVED_ON = "2026-01-15"
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 30.0
 
 
@@ -110,57 +106,6 @@ def serve_baseline(port: int, db_path: str) -> None:
 
 
 # -- processes ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def ledger_cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"ledger {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def start(command: list[str], env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop(process)
-    raise SystemExit(f"the server did not answer within {START_TIMEOUT_S} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-# -- the load ----------------------------------------------------------------------------------
 
 
 @dataclass
@@ -279,10 +224,7 @@ def main() -> None:
             **os.environ,
             "LEDGER_DATABASE_URL": f"sqlite:///{tmp / 'ledger.db'}",
             "LEDGER_KEY_DIR": str(tmp / "keys"),
-            # The load is 16 clients on one address and one token: lift the API's rate
-            # limits, which would otherwise answer most of it 429.
-            "LEDGER_RATE_LIMIT_PER_ADDRESS": "1000000/second",
-            "LEDGER_RATE_LIMIT_PER_TOKEN": "1000000/second",
+            **UNLIMITED_ENV,
         }
         ledger_cli(env, "init")
         ledger_cli(

@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -46,6 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "src"), str(ROOT / "benchmarks")]
 
 import rebuild as generator_module  # noqa: E402  (benchmarks/rebuild.py)
+from servers import UNLIMITED_ENV, free_port, start, stop  # noqa: E402
 
 from ledger.application import LedgerApp  # noqa: E402
 from ledger.settings import Settings  # noqa: E402
@@ -54,7 +53,6 @@ from projections.rebuild import rebuild  # noqa: E402
 
 SLUG = "fund-00"
 START_TIMEOUT_S = 120.0
-STOP_TIMEOUT_S = 30.0
 REQUEST_TIMEOUT_S = 30.0
 ROUNDS = 3
 
@@ -95,44 +93,19 @@ def build(db: Path, events: int, keys: Path) -> None:
     app.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def serve(db: Path, keys: Path, log: Path, *, cache: bool) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = {**os.environ, "LEDGER_DATABASE_URL": f"sqlite:///{db}", "LEDGER_KEY_DIR": str(keys)}
+    env = {
+        **os.environ,
+        **UNLIMITED_ENV,
+        "LEDGER_DATABASE_URL": f"sqlite:///{db}",
+        "LEDGER_KEY_DIR": str(keys),
+    }
     if not cache:
         env["LEDGER_PAGE_CACHE_ENTRIES"] = "0"
     command = [sys.executable, "-m", "api.cli", "serve", "--host", "127.0.0.1",
                "--port", str(port), "--no-access-log"]  # fmt: skip
-    with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return process, port
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    stop(process)
-    raise SystemExit(f"the server did not answer within {START_TIMEOUT_S} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return start(command, env, port, log, timeout_s=START_TIMEOUT_S), port
 
 
 def load(port: int, path: str, *, clients: int, seconds: float, requests_max: int) -> Result:

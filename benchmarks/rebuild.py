@@ -277,7 +277,9 @@ class Generator:
             grant.approve(member=member, committee=COMMITTEE, note="", approved_on=day)
             if grant.approvals_from(COMMITTEE) >= fund.approvals_required:
                 if grant.amount_minor > fund.available_minor(grant.purpose):
-                    grant.reject(reason="资金不足", rejected_on=day, actor=member)
+                    grant.reject(
+                        reason="资金不足", rejected_on=day, actor=member, committee=COMMITTEE
+                    )
                     state.open_grants.remove(grant)
                     self.collect(grant)
                     return
@@ -317,7 +319,9 @@ class Generator:
             )
             self.collect(grant, fund)
             return
-        released = grant.close(reason="项目完成", closed_on=day, actor=COMMITTEE[0])
+        released = grant.close(
+            reason="项目完成", closed_on=day, actor=COMMITTEE[0], committee=COMMITTEE
+        )
         if released:
             fund.release_grant(
                 grant_id=str(grant.id),

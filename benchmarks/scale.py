@@ -28,22 +28,17 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import psycopg
+from servers import UNLIMITED_ENV, free_port, ledger_cli, stop, wait_healthy
 
 FUND = "bench"
-START_TIMEOUT_S = 60.0
-STOP_TIMEOUT_S = 30.0
 WARM_UP_S = 2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -130,51 +125,6 @@ class Result:
 # -- processes ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def ledger_cli(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"ledger {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def wait_healthy(process: subprocess.Popen[bytes], port: int, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"the server exited: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"the server did not answer within {START_TIMEOUT_S} s")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def descendants(pid: int) -> list[int]:
     """``pid`` and every process below it (from /proc)."""
     children: dict[int, list[int]] = {}
@@ -251,6 +201,7 @@ def measure(
         **os.environ,
         "LEDGER_DATABASE_URL": url,
         "LEDGER_KEY_DIR": str(folder / "keys"),
+        **UNLIMITED_ENV,
     }
     if deployment.projector:
         env["LEDGER_PROJECTIONS_IN_PROCESS"] = "false"
